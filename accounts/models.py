@@ -1,0 +1,96 @@
+"""Users, tenants, plans, memberships and API keys."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+def new_public_id() -> str:
+    return secrets.token_urlsafe(9)  # 12 URL-safe characters, 72 bits
+
+
+class User(AbstractUser):
+    email = models.EmailField("email address", unique=True)
+
+
+class Plan(models.Model):
+    """Limits a tenant pays for. `None` means unlimited."""
+
+    code = models.SlugField(unique=True)
+    name = models.CharField(max_length=50)
+    requests_per_hour = models.PositiveIntegerField(null=True, blank=True)
+    max_concurrent_rooms = models.PositiveIntegerField(null=True, blank=True)
+    max_participants_per_room = models.PositiveIntegerField()
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tenant(models.Model):
+    public_id = models.CharField(max_length=16, unique=True, default=new_public_id, editable=False)
+    name = models.CharField(max_length=100)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="tenants")
+    timezone = models.CharField(max_length=64, default="UTC")
+    # Per-tenant room counter: the public integer `id` of the v1 API is the n-th room of the
+    # tenant, so no global database key ever leaves the database.
+    room_seq = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        ADMIN = "admin"
+        MEMBER = "member"
+        VIEWER = "viewer"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="unique_membership"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.tenant} ({self.role})"
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def active(self) -> ApiKeyQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(models.Model):
+    """A tenant's API key: shown once, stored as a lookup prefix plus a SHA-256 hash."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

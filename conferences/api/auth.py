@@ -1,0 +1,110 @@
+"""X-API-Key authentication and per-plan rate limiting for the tenant APIs."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions, permissions
+from rest_framework.request import Request
+
+from accounts.models import ApiKey, Tenant
+from accounts.services import authenticate_api_key
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """`X-API-Key: pk_...` resolves to the key's tenant; request.auth is the ApiKey."""
+
+    header = "X-API-Key"
+
+    def authenticate(self, request: Request) -> tuple[None, ApiKey] | None:
+        raw = request.headers.get(self.header, "")
+        if not raw:
+            raise exceptions.NotAuthenticated("Missing API key: send it in the X-API-Key header")
+        api_key = authenticate_api_key(raw.strip())
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key")
+        request.tenant = api_key.tenant  # type: ignore[attr-defined]
+        return (None, api_key)
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'APIKey header="X-API-Key"'
+
+
+class HasTenant(permissions.BasePermission):
+    def has_permission(self, request: Request, view: object) -> bool:
+        if getattr(request, "tenant", None) is None:
+            raise exceptions.NotAuthenticated("Missing API key: send it in the X-API-Key header")
+        return True
+
+
+@dataclass(frozen=True)
+class RateState:
+    limit: int | None  # None: unlimited
+    remaining: int | None
+    reset: int  # unix time the window ends
+
+    def headers(self) -> dict[str, str]:
+        if self.limit is None:
+            return {
+                "X-RateLimit-Limit": "unlimited",
+                "X-RateLimit-Remaining": "unlimited",
+                "X-RateLimit-Reset": str(self.reset),
+            }
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(self.remaining or 0, 0)),
+            "X-RateLimit-Reset": str(self.reset),
+        }
+
+
+def consume_request(tenant: Tenant, *, now: float | None = None) -> tuple[bool, RateState]:
+    """Count one request against the tenant's hourly allowance (fixed window, in the cache).
+
+    Atomic with Redis (INCR) and with the local-memory cache (locked). Returns whether the
+    request is allowed and the state for the X-RateLimit-* headers.
+    """
+    window = settings.API_RATE_LIMIT_WINDOW
+    now = time.time() if now is None else now
+    start = int(now // window) * window
+    reset = start + window
+    limit = tenant.plan.requests_per_hour
+    if limit is None:
+        return True, RateState(limit=None, remaining=None, reset=reset)
+    key = f"rl:v1:{tenant.pk}:{start}"
+    cache.add(key, 0, timeout=window + 60)
+    try:
+        used = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=window + 60)
+        used = 1
+    allowed = used <= limit
+    return allowed, RateState(limit=limit, remaining=limit - min(used, limit), reset=reset)
+
+
+class PlanRateThrottle:
+    """DRF throttle that applies the tenant plan's requests/hour and remembers the state."""
+
+    def allow_request(self, request: Request, view: object) -> bool:
+        tenant = getattr(request, "tenant", None)
+        if tenant is None:
+            return True
+        allowed, state = consume_request(tenant)
+        request.rate_state = state  # type: ignore[attr-defined]
+        self._wait = max(1, math.ceil(state.reset - time.time()))
+        return allowed
+
+    def wait(self) -> float:
+        return self._wait
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = ApiKeyAuthentication
+    name = "ApiKeyAuth"
+
+    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+        return {"type": "apiKey", "in": "header", "name": "X-API-Key"}

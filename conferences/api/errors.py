@@ -1,0 +1,133 @@
+"""The v1 error envelope: `{"error": {"code", "message", "field", "request_id"}}`.
+
+Every error of `/api/v1/` goes through here: DRF exceptions via `exception_handler`, Django
+404s and crashes via `conferences.middleware`. Compatibility facades format their own errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from conferences.services.errors import ServiceError
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(exceptions.APIException):
+    """An error with an explicit status, code, message and (optionally) field."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "INVALID_PARAMETER",
+        status_code: int = status.HTTP_400_BAD_REQUEST,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail=message, code=code)
+        self.status_code = status_code
+        self.error_code = code
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+
+class NotFound(ApiError):
+    def __init__(self, message: str = "Room not found") -> None:
+        super().__init__(message, code="NOT_FOUND", status_code=404)
+
+
+class Conflict(ApiError):
+    def __init__(self, message: str, *, code: str = "CONFLICT", field: str | None = None) -> None:
+        super().__init__(message, code=code, status_code=409, field=field)
+
+
+def request_id_of(request: HttpRequest | None) -> str:
+    return getattr(request, "request_id", "") if request is not None else ""
+
+
+def error_body(
+    *, code: str, message: str, field: str | None, request: HttpRequest | None
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "field": field,
+            "request_id": request_id_of(request),
+        }
+    }
+
+
+def json_error(
+    request: HttpRequest | None,
+    *,
+    status_code: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+) -> JsonResponse:
+    return JsonResponse(
+        error_body(code=code, message=message, field=field, request=request), status=status_code
+    )
+
+
+def _first_validation_error(detail: Any, prefix: str = "") -> tuple[str | None, str]:
+    """(field, message) of the first error in a DRF ValidationError detail tree."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = None if key in ("non_field_errors", "__all__") else f"{prefix}{key}"
+            field, message = _first_validation_error(value, f"{name}." if name else prefix)
+            return (field if field is not None else name), message
+    if isinstance(detail, list) and detail:
+        return _first_validation_error(detail[0], prefix)
+    return None, str(detail)
+
+
+_GENERIC = {
+    exceptions.ParseError: (400, "INVALID_JSON"),
+    exceptions.AuthenticationFailed: (401, "UNAUTHORIZED"),
+    exceptions.NotAuthenticated: (401, "UNAUTHORIZED"),
+    exceptions.PermissionDenied: (403, "FORBIDDEN"),
+    exceptions.NotFound: (404, "NOT_FOUND"),
+    exceptions.MethodNotAllowed: (405, "METHOD_NOT_ALLOWED"),
+    exceptions.NotAcceptable: (406, "NOT_ACCEPTABLE"),
+    exceptions.UnsupportedMediaType: (415, "UNSUPPORTED_MEDIA_TYPE"),
+    exceptions.Throttled: (429, "RATE_LIMIT_EXCEEDED"),
+}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    request = context.get("request")
+    headers: dict[str, str] = {}
+    if isinstance(exc, Http404):
+        exc = NotFound("Not found")
+    if isinstance(exc, ServiceError):
+        status_code, code, message, field = exc.status, exc.code, exc.message, exc.field
+    elif isinstance(exc, ApiError):
+        status_code, code, message, field = exc.status_code, exc.error_code, exc.message, exc.field
+        headers.update(exc.headers)
+    elif isinstance(exc, exceptions.ValidationError):
+        field, message = _first_validation_error(exc.detail)
+        status_code, code = 400, "INVALID_PARAMETER"
+    elif isinstance(exc, exceptions.APIException):
+        status_code, code = _GENERIC.get(type(exc), (exc.status_code, "ERROR"))
+        message, field = str(exc.detail), None
+        if isinstance(exc, exceptions.ParseError):
+            message = "Request body is not valid JSON"
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(int(exc.wait))
+    else:
+        return None  # a crash: ApiExceptionMiddleware answers 500 with the envelope
+    response = Response(
+        error_body(code=code, message=message, field=field, request=request),
+        status=status_code,
+        headers=headers,
+    )
+    return response

@@ -1,0 +1,334 @@
+"""Input and output shapes of the v1 Rooms API (reference: videochatapi-v1.txt).
+
+`RoomInputSerializer` is the one validation path for room settings: the API and the
+dashboard forms both use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator, validate_email
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounts.models import Tenant
+from conferences.models import Room
+from conferences.roles import Role
+
+from ..fields import (
+    OffsetDateTimeField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictIntegerField,
+    format_datetime,
+)
+
+HOST_CONTROL_KEYS = ("mute_all", "disable_video", "kick_participants")
+MAX_WHITELIST = 1000
+_url_validator = URLValidator(schemes=["http", "https"])
+
+
+def _null_message(name: str) -> dict[str, str]:
+    return {
+        "null": f"The '{name}' must not be null",
+        "required": f"The '{name}' is required",
+    }
+
+
+def _field(cls, name: str, **kw):
+    return cls(error_messages=_null_message(name), **kw)
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {k: {"type": "boolean"} for k in HOST_CONTROL_KEYS},
+        "additionalProperties": False,
+    }
+)
+class HostControlsField(serializers.Field):
+    def to_internal_value(self, data: Any) -> dict[str, bool]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                "The 'host_controls' must be an object with mute_all, disable_video and "
+                "kick_participants booleans"
+            )
+        for key, value in data.items():
+            if key not in HOST_CONTROL_KEYS:
+                raise serializers.ValidationError(
+                    f"The 'host_controls' has an unknown key '{key}'; allowed: "
+                    f"{', '.join(HOST_CONTROL_KEYS)}"
+                )
+            if not isinstance(value, bool):
+                raise serializers.ValidationError(
+                    f"The 'host_controls.{key}' must be true or false"
+                )
+        return dict(data)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string", "format": "email"}})
+class EmailListField(serializers.Field):
+    def to_internal_value(self, data: Any) -> list[str]:
+        if not isinstance(data, list):
+            raise serializers.ValidationError("The 'whitelist_emails' must be an array of emails")
+        if len(data) > MAX_WHITELIST:
+            raise serializers.ValidationError(
+                f"The 'whitelist_emails' may hold at most {MAX_WHITELIST} addresses"
+            )
+        seen: dict[str, None] = {}
+        for item in data:
+            if not isinstance(item, str):
+                raise serializers.ValidationError("The 'whitelist_emails' must hold strings")
+            email = item.strip().lower()
+            try:
+                validate_email(email)
+            except DjangoValidationError:
+                raise serializers.ValidationError(
+                    f"'{item[:254]}' in 'whitelist_emails' is not a valid email address"
+                ) from None
+            seen.setdefault(email, None)
+        return list(seen)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+@extend_schema_field({"type": "string", "format": "uri", "nullable": True})
+class LogoUrlField(serializers.Field):
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str) or len(data) > 500:
+            raise serializers.ValidationError(
+                "The 'custom_logo_url' must be an http(s) URL of at most 500 characters"
+            )
+        try:
+            _url_validator(data)
+        except DjangoValidationError:
+            raise serializers.ValidationError(
+                "The 'custom_logo_url' must be an http(s) URL"
+            ) from None
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value or None
+
+
+class StrictSerializer(serializers.Serializer):
+    """A JSON object whose every key must be a declared field."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {"non_field_errors": ["Request body must be a JSON object"]}
+            )
+        for key in data:
+            if key not in self.fields:
+                raise serializers.ValidationError({key: [f"Unknown field '{key}'"]})
+        return super().to_internal_value(data)
+
+
+class RoomInputSerializer(StrictSerializer):
+    """Create (all fields) or update (`partial=True`) a room; context: `tenant`, `instance`."""
+
+    name = _field(StrictCharField, "name", min_length=3, max_length=100)
+    room_type = _field(StrictChoiceField, "room_type", choices=Room.RoomType.values, required=False)
+    media_type = _field(
+        StrictChoiceField, "media_type", choices=Room.MediaType.values, required=False
+    )
+    max_participants = _field(
+        StrictIntegerField, "max_participants", min_value=2, max_value=1000, required=False
+    )
+    access_type = _field(
+        StrictChoiceField, "access_type", choices=Room.AccessType.values, required=False
+    )
+    password = _field(
+        StrictCharField, "password", min_length=4, max_length=128, strip=False, required=False
+    )
+    whitelist_emails = _field(EmailListField, "whitelist_emails", required=False)
+    start_time = OffsetDateTimeField(required=False, allow_null=True)
+    end_time = OffsetDateTimeField(required=False, allow_null=True)
+    recurring = _field(StrictBooleanField, "recurring", required=False)
+    recording_enabled = _field(StrictBooleanField, "recording_enabled", required=False)
+    screen_sharing_enabled = _field(StrictBooleanField, "screen_sharing_enabled", required=False)
+    chat_enabled = _field(StrictBooleanField, "chat_enabled", required=False)
+    waiting_room_enabled = _field(StrictBooleanField, "waiting_room_enabled", required=False)
+    video_quality = _field(
+        StrictChoiceField, "video_quality", choices=Room.VideoQuality.values, required=False
+    )
+    audio_only_mode = _field(StrictBooleanField, "audio_only_mode", required=False)
+    host_controls = _field(HostControlsField, "host_controls", required=False)
+    custom_logo_url = LogoUrlField(required=False, allow_null=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        tenant: Tenant = self.context["tenant"]
+        room: Room | None = self.context.get("instance")
+
+        def current(name: str, default: Any = None) -> Any:
+            if name in attrs:
+                return attrs[name]
+            return getattr(room, name) if room is not None else default
+
+        room_type = current("room_type", Room.RoomType.TEMPORARY)
+        access_type = current("access_type", Room.AccessType.PUBLIC)
+        start_time, end_time = current("start_time"), current("end_time")
+
+        if room_type == Room.RoomType.SCHEDULED and start_time is None:
+            raise serializers.ValidationError(
+                {"start_time": ["The 'start_time' is required for scheduled rooms"]}
+            )
+        if start_time is not None and end_time is not None and end_time <= start_time:
+            raise serializers.ValidationError(
+                {"end_time": ["The 'end_time' must be after 'start_time'"]}
+            )
+
+        if "password" in attrs and access_type != Room.AccessType.PASSWORD:
+            raise serializers.ValidationError(
+                {"password": ["The 'password' is only used when access_type is 'password'"]}
+            )
+        if access_type == Room.AccessType.PASSWORD and "password" not in attrs:
+            has_hash = room is not None and bool(room.password_hash)
+            if not has_hash:
+                raise serializers.ValidationError(
+                    {"password": ["The 'password' is required when access_type is 'password'"]}
+                )
+
+        if "whitelist_emails" in attrs and access_type != Room.AccessType.WHITELIST:
+            raise serializers.ValidationError(
+                {
+                    "whitelist_emails": [
+                        "The 'whitelist_emails' is only used when access_type is 'whitelist'"
+                    ]
+                }
+            )
+        if access_type == Room.AccessType.WHITELIST and not current("whitelist_emails", []):
+            raise serializers.ValidationError(
+                {
+                    "whitelist_emails": [
+                        "The 'whitelist_emails' must list at least one email when access_type "
+                        "is 'whitelist'"
+                    ]
+                }
+            )
+
+        limit = tenant.plan.max_participants_per_room
+        if "max_participants" in attrs and attrs["max_participants"] > limit:
+            raise serializers.ValidationError(
+                {
+                    "max_participants": [
+                        f"The 'max_participants' must not exceed your plan's limit of {limit} "
+                        "participants per room"
+                    ]
+                }
+            )
+        return attrs
+
+
+class RoomOutputSerializer(serializers.Serializer):
+    """The room as the reference's example shows it, plus the settings it accepts."""
+
+    id = serializers.IntegerField(source="number")
+    room_id = serializers.CharField()
+    name = serializers.CharField()
+    room_type = serializers.CharField()
+    media_type = serializers.CharField()
+    max_participants = serializers.IntegerField()
+    access_type = serializers.CharField()
+    status = serializers.CharField()
+    start_time = serializers.DateTimeField(allow_null=True)
+    end_time = serializers.DateTimeField(allow_null=True)
+    recurring = serializers.BooleanField()
+    recording_enabled = serializers.BooleanField()
+    screen_sharing_enabled = serializers.BooleanField()
+    chat_enabled = serializers.BooleanField()
+    waiting_room_enabled = serializers.BooleanField()
+    video_quality = serializers.CharField()
+    audio_only_mode = serializers.BooleanField()
+    host_controls = serializers.DictField(child=serializers.BooleanField())
+    custom_logo_url = serializers.URLField(allow_null=True)
+    whitelist_emails = serializers.ListField(child=serializers.EmailField())
+    join_url = serializers.URLField()
+    host_url = serializers.URLField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+
+    def to_representation(self, room: Room) -> dict[str, Any]:
+        # Hand-written for speed on long lists; the declared fields document the shape.
+        return room_to_dict(room, self.context["base_url"])
+
+
+def room_to_dict(room: Room, base_url: str) -> dict[str, Any]:
+    return {
+        "id": room.number,
+        "room_id": room.room_id,
+        "name": room.name,
+        "room_type": room.room_type,
+        "media_type": room.media_type,
+        "max_participants": room.max_participants,
+        "access_type": room.access_type,
+        "status": room.status,
+        "start_time": format_datetime(room.start_time),
+        "end_time": format_datetime(room.end_time),
+        "recurring": room.recurring,
+        "recording_enabled": room.recording_enabled,
+        "screen_sharing_enabled": room.screen_sharing_enabled,
+        "chat_enabled": room.chat_enabled,
+        "waiting_room_enabled": room.waiting_room_enabled,
+        "video_quality": room.video_quality,
+        "audio_only_mode": room.audio_only_mode,
+        "host_controls": room.host_controls,
+        "custom_logo_url": room.custom_logo_url or None,
+        "whitelist_emails": room.whitelist_emails
+        if room.access_type == Room.AccessType.WHITELIST
+        else [],
+        "join_url": f"{base_url}/room/{room.room_id}",
+        "host_url": f"{base_url}/room/{room.room_id}/host/{room.host_secret}",
+        "created_at": format_datetime(room.created_at),
+        "updated_at": format_datetime(room.updated_at),
+        "started_at": format_datetime(room.started_at),
+        "ended_at": format_datetime(room.ended_at),
+    }
+
+
+class RoomListSerializer(serializers.Serializer):
+    rooms = RoomOutputSerializer(many=True)
+    total = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+
+
+class TokenInputSerializer(StrictSerializer):
+    name = _field(StrictCharField, "name", min_length=1, max_length=100)
+    identity = _field(StrictCharField, "identity", min_length=1, max_length=128, required=False)
+    role = _field(StrictChoiceField, "role", choices=Role.values, required=False)
+
+    def validate_identity(self, value: str) -> str:
+        if not all(c.isalnum() or c in "-_.@:" for c in value):
+            raise serializers.ValidationError(
+                "The 'identity' may contain letters, digits and - _ . @ : only"
+            )
+        return value
+
+
+class TokenOutputSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    ws_url = serializers.CharField()
+    room_name = serializers.CharField()
+    identity = serializers.CharField()
+    role = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class ParticipantSerializer(serializers.Serializer):
+    sid = serializers.CharField()
+    identity = serializers.CharField()
+    name = serializers.CharField()
+    role = serializers.CharField(allow_null=True)
+    joined_at = serializers.DateTimeField(allow_null=True)
+    is_publisher = serializers.BooleanField()

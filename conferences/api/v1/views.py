@@ -1,0 +1,262 @@
+"""v1 Rooms API views: translate HTTP to service calls and back, nothing more."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from conferences import livekit
+from conferences.models import Room
+from conferences.roles import Role
+from conferences.services import rooms as room_services
+
+from ..auth import ApiKeyAuthentication, HasTenant, PlanRateThrottle
+from ..errors import ApiError, NotFound
+from ..fields import format_datetime
+from .serializers import (
+    ParticipantSerializer,
+    RoomInputSerializer,
+    RoomListSerializer,
+    RoomOutputSerializer,
+    TokenInputSerializer,
+    TokenOutputSerializer,
+    room_to_dict,
+)
+
+SORTS = {"created_at", "start_time", "name"}
+
+
+class V1View(APIView):
+    """Base: X-API-Key auth, plan rate limit with X-RateLimit-* headers, JSON bodies only."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasTenant]
+    throttle_classes = [PlanRateThrottle]
+
+    def json_body(self, request: Request) -> Any:
+        """The request's JSON body; a body of another type is 415, bad JSON 400."""
+        if request.META.get("CONTENT_LENGTH", "0") not in ("", "0"):
+            if request.content_type.split(";")[0].strip() != "application/json":
+                raise exceptions.UnsupportedMediaType(
+                    request.content_type or "(none)",
+                    detail="Send the body as JSON with Content-Type: application/json",
+                )
+        return request.data
+
+    def finalize_response(self, request: Request, response: Response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        state = getattr(request, "rate_state", None)
+        if state is not None:
+            for header, value in state.headers().items():
+                response[header] = value
+        return response
+
+    def base_url(self, request: Request) -> str:
+        return settings.PUBLIC_BASE_URL or request.build_absolute_uri("/").rstrip("/")
+
+    def get_room(self, request: Request, room_id: str) -> Room:
+        """The caller's room; another tenant's room and a missing one look the same (404)."""
+        room = Room.objects.for_tenant(request.tenant).filter(room_id=room_id).first()
+        if room is None:
+            raise NotFound("Room not found")
+        return room
+
+    def room_response(self, request: Request, room: Room, status: int = 200) -> Response:
+        return Response(room_to_dict(room, self.base_url(request)), status=status)
+
+
+def _int_param(request: Request, name: str, default: int, lo: int, hi: int | None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or value < lo or (hi is not None and value > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise ApiError(f"The '{name}' must be an integer {bound}", field=name)
+    return value
+
+
+def _choice_param(request: Request, name: str, choices: set[str] | list[str], default=None):
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw not in choices:
+        raise ApiError(f"The '{name}' must be one of: {', '.join(sorted(choices))}", field=name)
+    return raw
+
+
+class RoomsView(V1View):
+    @extend_schema(
+        operation_id="list_rooms",
+        parameters=[
+            OpenApiParameter("status", enum=Room.Status.values),
+            OpenApiParameter("room_type", enum=Room.RoomType.values),
+            OpenApiParameter("limit", int, description="1-100, default 20"),
+            OpenApiParameter("offset", int, description="default 0"),
+            OpenApiParameter("sort", enum=sorted(SORTS), description="default created_at"),
+            OpenApiParameter("order", enum=["asc", "desc"], description="default desc"),
+        ],
+        responses=RoomListSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        status = _choice_param(request, "status", Room.Status.values)
+        room_type = _choice_param(request, "room_type", Room.RoomType.values)
+        limit = _int_param(request, "limit", 20, 1, 100)
+        offset = _int_param(request, "offset", 0, 0, None)
+        sort = _choice_param(request, "sort", SORTS, "created_at")
+        order = _choice_param(request, "order", {"asc", "desc"}, "desc")
+
+        rooms = Room.objects.for_tenant(request.tenant)
+        if status:
+            rooms = rooms.filter(status=status)
+        if room_type:
+            rooms = rooms.filter(room_type=room_type)
+        primary = F(sort).desc(nulls_last=True) if order == "desc" else F(sort).asc(nulls_last=True)
+        tiebreak = "-number" if order == "desc" else "number"
+        # Two queries whatever the page size: COUNT(*) and the page itself.
+        total = rooms.count()
+        page = list(rooms.order_by(primary, tiebreak)[offset : offset + limit]) if total else []
+        base = self.base_url(request)
+        return Response(
+            {
+                "rooms": [room_to_dict(room, base) for room in page],
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+
+    @extend_schema(
+        operation_id="create_room",
+        request=RoomInputSerializer,
+        responses={201: RoomOutputSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RoomInputSerializer(
+            data=self.json_body(request), context={"tenant": request.tenant}
+        )
+        serializer.is_valid(raise_exception=True)
+        room = room_services.create_room(tenant=request.tenant, data=serializer.validated_data)
+        return self.room_response(request, room, status=201)
+
+
+class RoomDetailView(V1View):
+    @extend_schema(operation_id="get_room", responses=RoomOutputSerializer)
+    def get(self, request: Request, room_id: str) -> Response:
+        return self.room_response(request, self.get_room(request, room_id))
+
+    @extend_schema(
+        operation_id="update_room", request=RoomInputSerializer, responses=RoomOutputSerializer
+    )
+    def patch(self, request: Request, room_id: str) -> Response:
+        room = self.get_room(request, room_id)
+        serializer = RoomInputSerializer(
+            data=self.json_body(request),
+            partial=True,
+            context={"tenant": request.tenant, "instance": room},
+        )
+        serializer.is_valid(raise_exception=True)
+        room = room_services.update_room(room=room, data=serializer.validated_data)
+        return self.room_response(request, room)
+
+    @extend_schema(
+        operation_id="delete_room",
+        responses=inline_serializer(
+            "RoomDeleted",
+            {"deleted": serializers.BooleanField(), "room_id": serializers.CharField()},
+        ),
+    )
+    def delete(self, request: Request, room_id: str) -> Response:
+        room = self.get_room(request, room_id)
+        room_services.delete_room(room=room)
+        return Response({"deleted": True, "room_id": room_id})
+
+
+class RoomStartView(V1View):
+    @extend_schema(operation_id="start_room", request=None, responses=RoomOutputSerializer)
+    def post(self, request: Request, room_id: str) -> Response:
+        room = room_services.start_room(room=self.get_room(request, room_id))
+        return self.room_response(request, room)
+
+
+class RoomStopView(V1View):
+    @extend_schema(operation_id="stop_room", request=None, responses=RoomOutputSerializer)
+    def post(self, request: Request, room_id: str) -> Response:
+        room = room_services.stop_room(room=self.get_room(request, room_id))
+        return self.room_response(request, room)
+
+
+class RoomTokensView(V1View):
+    @extend_schema(
+        operation_id="create_room_token",
+        request=TokenInputSerializer,
+        responses=TokenOutputSerializer,
+    )
+    def post(self, request: Request, room_id: str) -> Response:
+        room = self.get_room(request, room_id)
+        serializer = TokenInputSerializer(data=self.json_body(request))
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        issued = room_services.issue_token(
+            room=room,
+            name=data["name"],
+            identity=data.get("identity"),
+            role=data.get("role", Role.PARTICIPANT),
+        )
+        return Response(
+            {
+                "token": issued.token,
+                "ws_url": issued.ws_url,
+                "room_name": issued.room_name,
+                "identity": issued.identity,
+                "name": issued.name,
+                "role": issued.role,
+                "expires_at": format_datetime(issued.expires_at),
+            }
+        )
+
+
+class RoomParticipantsView(V1View):
+    @extend_schema(
+        operation_id="list_room_participants",
+        responses=inline_serializer(
+            "ParticipantList", {"participants": ParticipantSerializer(many=True)}
+        ),
+    )
+    def get(self, request: Request, room_id: str) -> Response:
+        room = self.get_room(request, room_id)
+        participants: list[livekit.ParticipantDict] = []
+        if room.live_since is not None:
+            participants = room_services.live_participants(room=room)
+        return Response(
+            {
+                "participants": [
+                    {
+                        "sid": p["sid"],
+                        "identity": p["identity"],
+                        "name": p["name"],
+                        "role": p["attributes"].get("role"),
+                        "joined_at": _epoch(p["joined_at"]),
+                        "is_publisher": p["is_publisher"],
+                    }
+                    for p in participants
+                ]
+            }
+        )
+
+
+def _epoch(seconds: int) -> str | None:
+    if not seconds:
+        return None
+    return format_datetime(dt.datetime.fromtimestamp(seconds, dt.UTC))

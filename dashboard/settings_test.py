@@ -1,0 +1,7 @@
+"""Test settings: the real settings with fast password hashing and quiet logs."""
+
+from .settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+ACCOUNT_RATE_LIMITS = False

@@ -1,0 +1,139 @@
+"""Shared test fixtures: the cast (two tenants and their keys), an API client, LiveKit double.
+
+Outside services are replaced only at their boundary: LiveKit by `LiveKitDouble` over real
+HTTP. Nothing of Parley's own is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from accounts import services as account_services
+from accounts.models import Tenant, User
+from tests.livekit_double import LiveKitDouble
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@dataclass
+class Member:
+    tenant: Tenant
+    user: User
+    api_key: str
+
+
+def make_member(name: str, plan: str = "free") -> Member:
+    created = account_services.create_tenant_with_admin(
+        name=name, plan_code=plan, admin_email=f"admin@{name.lower().replace(' ', '-')}.test"
+    )
+    assert created.key is not None
+    return Member(tenant=created.tenant, user=created.user, api_key=created.key.secret)
+
+
+@pytest.fixture
+def owner(db) -> Member:
+    """A Free-plan tenant, its owner and an API key."""
+    return make_member("Acme")
+
+
+@pytest.fixture
+def outsider(db) -> Member:
+    """Another tenant: must never see or touch the first one's objects."""
+    return make_member("Other Corp")
+
+
+@pytest.fixture
+def pro(db) -> Member:
+    return make_member("Pro Co", plan="pro")
+
+
+class Api:
+    """A JSON client for /api/v1/ that sends an X-API-Key."""
+
+    def __init__(self, key: str | None) -> None:
+        self.client = Client()
+        self.key = key
+
+    def _headers(self, key: str | None) -> dict[str, str]:
+        key = self.key if key is None else key
+        return {"X-API-Key": key} if key else {}
+
+    def request(
+        self, method: str, path: str, body: Any = None, *, key: str | None = None, raw=None
+    ):
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        kwargs: dict[str, Any] = {"headers": self._headers(key)}
+        if data is not None:
+            kwargs.update(data=data, content_type="application/json")
+        return getattr(self.client, method.lower())(path, **kwargs)
+
+    def get(self, path: str, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def patch(self, path: str, body: Any = None, **kw):
+        return self.request("PATCH", path, body, **kw)
+
+    def delete(self, path: str, **kw):
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def api(owner) -> Api:
+    return Api(owner.api_key)
+
+
+@pytest.fixture(scope="session")
+def _livekit_server():
+    with LiveKitDouble(
+        api_key="devkey", api_secret="test-livekit-secret-with-at-least-32-bytes"
+    ) as double:
+        yield double
+
+
+@pytest.fixture
+def livekit(_livekit_server, settings) -> LiveKitDouble:
+    """The LiveKit double, reset, with Parley's settings pointed at it."""
+    _livekit_server.reset()
+    if not _livekit_server.is_up:
+        _livekit_server.up()
+    settings.LIVEKIT_URL = _livekit_server.ws_url
+    settings.LIVEKIT_PUBLIC_URL = _livekit_server.ws_url
+    settings.LIVEKIT_API_KEY = _livekit_server.api_key
+    settings.LIVEKIT_API_SECRET = _livekit_server.api_secret
+    settings.LIVEKIT_TIMEOUT = 2
+    yield _livekit_server
+    if not _livekit_server.is_up:
+        _livekit_server.up()
+
+
+def assert_error(response, status: int, code: str | None = None, field: str | None = None):
+    """The response is the v1 error envelope with this status (and code/field if given)."""
+    assert response.status_code == status, (response.status_code, response.content)
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) == {"code", "message", "field", "request_id"}, error
+    assert error["message"]
+    assert error["request_id"] and response["X-Request-ID"] == error["request_id"]
+    if code is not None:
+        assert error["code"] == code, error
+    if field is not None:
+        assert error["field"] == field, error
+    return error
