@@ -49,7 +49,7 @@ DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-in-production-012345678
 DEV_LIVEKIT_SECRET = "secret"
 
 DEBUG = envbool("DEBUG", True)
-SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
+SECRET_KEY = os.environ.get("SECRET_KEY") or DEV_SECRET_KEY
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
 # Absolute base of links Parley hands out (join_url, host_url, emails). Empty: derived from
@@ -205,11 +205,11 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 
 # --- LiveKit --------------------------------------------------------------------------------
-LIVEKIT_URL = os.environ.get("LIVEKIT_URL", "ws://127.0.0.1:7880")
+LIVEKIT_URL = os.environ.get("LIVEKIT_URL") or "ws://127.0.0.1:7880"
 # The URL browsers connect to; defaults to LIVEKIT_URL (differs behind proxies or in compose).
 LIVEKIT_PUBLIC_URL = os.environ.get("LIVEKIT_PUBLIC_URL", "") or LIVEKIT_URL
-LIVEKIT_API_KEY = os.environ.get("LIVEKIT_API_KEY", "devkey")
-LIVEKIT_API_SECRET = os.environ.get("LIVEKIT_API_SECRET", DEV_LIVEKIT_SECRET)
+LIVEKIT_API_KEY = os.environ.get("LIVEKIT_API_KEY") or "devkey"
+LIVEKIT_API_SECRET = os.environ.get("LIVEKIT_API_SECRET") or DEV_LIVEKIT_SECRET
 LIVEKIT_TIMEOUT = float(os.environ.get("LIVEKIT_TIMEOUT", "5"))
 LIVEKIT_TOKEN_TTL = envint("LIVEKIT_TOKEN_TTL", 600)  # seconds; clients refresh once connected
 LIVEKIT_EMPTY_TIMEOUT = envint("LIVEKIT_EMPTY_TIMEOUT", 300)
@@ -234,6 +234,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "PREPROCESSING_HOOKS": ["conferences.api.v1.urls.schema_without_slash_aliases"],
 }
 
 # --- Accounts (allauth) -------------------------------------------------------------------
@@ -267,7 +268,7 @@ LOGGING = {
 
 # --- Production hardening -------------------------------------------------------------------
 if not DEBUG:
-    if SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50:
+    if SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
         raise ImproperlyConfigured("Set SECRET_KEY (50+ random characters) when DEBUG=0.")
     if LIVEKIT_API_SECRET == DEV_LIVEKIT_SECRET:
         raise ImproperlyConfigured("Set LIVEKIT_API_SECRET when DEBUG=0.")

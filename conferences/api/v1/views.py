@@ -35,7 +35,8 @@ SORTS = {"created_at", "start_time", "name"}
 
 
 class V1View(APIView):
-    """Base: X-API-Key auth, plan rate limit with X-RateLimit-* headers, JSON bodies only."""
+    # Base of every v1 view: X-API-Key auth, the plan's rate limit with X-RateLimit-*
+    # headers, JSON bodies only, tenant-scoped room lookup.
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasTenant]
@@ -97,6 +98,8 @@ def _choice_param(request: Request, name: str, choices: set[str] | list[str], de
 
 
 class RoomsView(V1View):
+    """List the tenant's rooms, or create one."""
+
     @extend_schema(
         operation_id="list_rooms",
         parameters=[
@@ -152,6 +155,8 @@ class RoomsView(V1View):
 
 
 class RoomDetailView(V1View):
+    """Read, change or delete one room."""
+
     @extend_schema(operation_id="get_room", responses=RoomOutputSerializer)
     def get(self, request: Request, room_id: str) -> Response:
         return self.room_response(request, self.get_room(request, room_id))
@@ -184,6 +189,8 @@ class RoomDetailView(V1View):
 
 
 class RoomStartView(V1View):
+    """Open the room now and create it on LiveKit."""
+
     @extend_schema(operation_id="start_room", request=None, responses=RoomOutputSerializer)
     def post(self, request: Request, room_id: str) -> Response:
         room = room_services.start_room(room=self.get_room(request, room_id))
@@ -191,6 +198,8 @@ class RoomStartView(V1View):
 
 
 class RoomStopView(V1View):
+    """End the room for everyone and delete it on LiveKit."""
+
     @extend_schema(operation_id="stop_room", request=None, responses=RoomOutputSerializer)
     def post(self, request: Request, room_id: str) -> Response:
         room = room_services.stop_room(room=self.get_room(request, room_id))
@@ -198,6 +207,8 @@ class RoomStopView(V1View):
 
 
 class RoomTokensView(V1View):
+    """Mint a short-lived LiveKit join token for a role in this room."""
+
     @extend_schema(
         operation_id="create_room_token",
         request=TokenInputSerializer,
@@ -228,6 +239,8 @@ class RoomTokensView(V1View):
 
 
 class RoomParticipantsView(V1View):
+    """Who is in the room on LiveKit now."""
+
     @extend_schema(
         operation_id="list_room_participants",
         responses=inline_serializer(
