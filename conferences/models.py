@@ -88,6 +88,19 @@ class Room(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    # Minutes before an occurrence's start when its join page opens (hosts may start earlier).
+    join_before_minutes = models.PositiveSmallIntegerField(default=10)
+    # videosdk autoCloseConfig: close a session at end_time or after `auto_close_duration`
+    # minutes; "session-end-and-deactivate" also deactivates the room for good.
+    auto_close_type = models.CharField(
+        max_length=26,
+        choices=[("session-ends", "session-ends"),
+                 ("session-end-and-deactivate", "session-end-and-deactivate")],
+        default="session-ends",
+    )  # fmt: skip
+    auto_close_duration = models.PositiveIntegerField(default=480)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
     # Set while a live session runs (LiveKit has the room with our settings); cleared on stop.
     # Plans cap how many rooms of a tenant are live at once.
     live_since = models.DateTimeField(null=True, blank=True)
@@ -115,12 +128,80 @@ class Room(models.Model):
         return self.room_id
 
 
+class Schedule(models.Model):
+    """A room's recurrence rule, in force from `start` on (a series split starts a new one).
+
+    A one-off scheduled room has a schedule with an empty rule: one occurrence at `start`.
+    """
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="schedules")
+    start = models.DateTimeField(help_text="first occurrence (UTC); its local time is the rule's")
+    duration = models.DurationField(null=True, blank=True)
+    timezone = models.CharField(max_length=64)
+    rule = models.TextField(blank=True, help_text="RRULE and EXDATE lines; empty: one-off")
+    # Occurrences exist for every start before this instant (the rolling window).
+    generated_until = models.DateTimeField(null=True, blank=True)
+    # False once the rule can produce nothing more (ended, superseded by a split, or one-off).
+    open_ended = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["open_ended", "generated_until"])]
+
+
+def new_occurrence_id() -> str:
+    return "oc_" + "".join(secrets.choice(ROOM_ID_ALPHABET) for _ in range(12))
+
+
+class Occurrence(models.Model):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled"
+        LIVE = "live"
+        COMPLETED = "completed"
+        CANCELLED = "cancelled"
+        MISSED = "missed"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="occurrences")
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="occurrences")
+    occurrence_id = models.CharField(max_length=16, unique=True, default=new_occurrence_id)
+    # The start the rule gave (UTC): identifies the occurrence even after it is moved.
+    original_start = models.DateTimeField()
+    start_time = models.DateTimeField()
+    end_time = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
+    modified = models.BooleanField(default=False, help_text="moved off the rule")
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["schedule", "original_start"], name="unique_occurrence_per_rule_start"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "start_time"]),
+            models.Index(fields=["room", "start_time"]),
+        ]
+
+
 class RoomSession(models.Model):
     """One live run of a room, from start to stop."""
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="sessions")
+    occurrence = models.ForeignKey(
+        Occurrence, null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
+    )
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
+    # When auto-close ends this session (end_time, or started_at + auto_close_duration).
+    close_at = models.DateTimeField(null=True, blank=True)
+    close_dispatched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["room", "started_at"])]
+        indexes = [
+            models.Index(fields=["room", "started_at"]),
+            models.Index(fields=["ended_at", "close_at"]),
+        ]
