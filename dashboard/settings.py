@@ -258,6 +258,19 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Parley <noreply@local
 DEFAULT_TENANT_TIMEZONE = os.environ.get("DEFAULT_TENANT_TIMEZONE", "UTC")
 API_RATE_LIMIT_WINDOW = 3600  # seconds; plans state requests per hour
 
+# --- Scheduling -----------------------------------------------------------------------------
+SCHEDULE_WINDOW_DAYS = envint("SCHEDULE_WINDOW_DAYS", 60)  # occurrences stored this far ahead
+SCHEDULE_TICK_SECONDS = float(os.environ.get("SCHEDULE_TICK_SECONDS", "1"))  # dispatcher period
+SCHEDULE_LOOKAHEAD_SECONDS = envint("SCHEDULE_LOOKAHEAD_SECONDS", 30)  # queued ahead with an ETA
+SCHEDULE_REDISPATCH_SECONDS = envint("SCHEDULE_REDISPATCH_SECONDS", 15)  # lost work re-sent after
+CELERY_BEAT_SCHEDULE = {
+    "dispatch-due-occurrences": {
+        "task": "conferences.dispatch",
+        "schedule": SCHEDULE_TICK_SECONDS,
+        "options": {"expires": SCHEDULE_TICK_SECONDS * 5},
+    },
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -133,4 +133,5 @@ def test_query_count_is_constant(owner, api, count):
     # 1. the API key with its tenant and plan (one JOIN)
     # 2. COUNT(*) of the tenant's rooms
     # 3. the page of rooms
-    assert len(queries) == 3, [q["sql"] for q in queries]
+    # 4. the schedules of those rooms (prefetched, for `recurrence`)
+    assert len(queries) == 4, [q["sql"] for q in queries]

@@ -99,7 +99,7 @@ class OffsetDateTimeField(serializers.Field):
             )
         if not 1970 <= value.year <= 9998:
             raise serializers.ValidationError(f"The {_quote(self)} is out of range")
-        return value.astimezone(dt.UTC)
+        return value.astimezone(dt.UTC).replace(microsecond=0)
 
     def to_representation(self, value: Any) -> Any:
         return format_datetime(value)

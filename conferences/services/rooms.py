@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.hashers import make_password
@@ -21,9 +21,10 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from conferences import events, livekit
-from conferences.models import Room, RoomSession, default_host_controls
+from conferences.models import Occurrence, Room, RoomSession, Schedule, default_host_controls
 from conferences.roles import Role, attributes_for, grants_for
 
+from . import schedule as schedule_services
 from .errors import InvalidState, LimitExceeded, Unavailable
 
 DEFAULTS: dict[str, Any] = {
@@ -41,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
 SETTINGS_FIELDS = (
     "name room_type media_type max_participants access_type start_time end_time recurring "
     "recording_enabled screen_sharing_enabled chat_enabled waiting_room_enabled video_quality "
-    "audio_only_mode custom_logo_url"
+    "audio_only_mode custom_logo_url timezone join_before_minutes"
 ).split()
 
 
@@ -51,6 +52,9 @@ def _apply(room: Room, data: dict[str, Any]) -> None:
         if name in data:
             value = data[name]
             setattr(room, name, "" if value is None and name == "custom_logo_url" else value)
+    if "auto_close_config" in data:
+        room.auto_close_type = data["auto_close_config"]["type"]
+        room.auto_close_duration = data["auto_close_config"]["duration"]
     if "host_controls" in data:
         room.host_controls = {**default_host_controls(), **data["host_controls"]}
     if "password" in data:
@@ -64,9 +68,14 @@ def _apply(room: Room, data: dict[str, Any]) -> None:
         room.whitelist_emails = []
 
 
+SCHEDULING_FIELDS = {"room_type", "start_time", "end_time", "recurring", "recurrence", "timezone"}
+
+
 @transaction.atomic
 def create_room(*, tenant: Tenant, data: dict[str, Any]) -> Room:
-    """Store a new room from validated `data` (RoomInputSerializer). No LiveKit call."""
+    """Store a new room from validated `data` (RoomInputSerializer). No LiveKit call.
+
+    A scheduled room gets its schedule and the occurrences of the rolling window."""
     Tenant.objects.filter(pk=tenant.pk).update(room_seq=F("room_seq") + 1)
     number = Tenant.objects.values_list("room_seq", flat=True).get(pk=tenant.pk)
     room = Room(
@@ -74,6 +83,7 @@ def create_room(*, tenant: Tenant, data: dict[str, Any]) -> Room:
         number=number,
         max_participants=tenant.plan.max_participants_per_room,
         host_controls=default_host_controls(),
+        timezone=tenant.timezone,
         **DEFAULTS,
     )
     _apply(room, data)
@@ -81,18 +91,39 @@ def create_room(*, tenant: Tenant, data: dict[str, Any]) -> Room:
         Room.Status.SCHEDULED if room.room_type == Room.RoomType.SCHEDULED else Room.Status.ACTIVE
     )
     room.save()
+    if room.room_type == Room.RoomType.SCHEDULED:
+        _schedule(room, data, replace=False)
     events.emit_on_commit(
         "room.created", tenant_id=tenant.pk, room_id=room.room_id, data={"name": room.name}
     )
     return room
 
 
+def _schedule(room: Room, data: dict[str, Any], *, replace: bool) -> None:
+    rule = data.get("recurrence") if room.recurring else None
+    args = dict(room=room, start=room.start_time, end=room.end_time, zone_name=room.timezone,
+                rule=rule)  # fmt: skip
+    if replace:
+        schedule_services.replace_schedule(**args)
+    else:
+        schedule_services.create_schedule(**args)
+
+
 @transaction.atomic
 def update_room(*, room: Room, data: dict[str, Any]) -> Room:
     """Change settings from validated partial `data`. A waiting scheduled room turned into an
-    ordinary one opens at once; an open room turned scheduled waits for its start."""
+    ordinary one opens at once; an open room turned scheduled waits for its start. Changing
+    the schedule (start, end, rule, zone) replaces the series' future occurrences."""
     room = Room.objects.select_for_update().get(pk=room.pk)
+    was_scheduled = room.room_type == Room.RoomType.SCHEDULED
     _apply(room, data)
+    now = timezone.now()
+    if room.room_type == Room.RoomType.SCHEDULED:
+        if not was_scheduled or SCHEDULING_FIELDS & set(data):
+            room.save()
+            _schedule(room, data, replace=True)
+    elif was_scheduled:
+        schedule_services.drop_schedule(room=room, now=now)
     if room.live_since is None and room.status != Room.Status.COMPLETED:
         room.status = (
             Room.Status.SCHEDULED
@@ -141,8 +172,20 @@ def livekit_metadata(room: Room) -> dict[str, Any]:
     }
 
 
-def _go_live(room: Room, now: datetime) -> None:
+def _close_at(room: Room, now: datetime, occurrence: Occurrence | None) -> datetime:
+    """When auto-close ends a session starting now: the occurrence's (or a one-off room's)
+    end_time if it lies ahead, else after the room's auto-close duration."""
+    if occurrence is not None and occurrence.end_time and occurrence.end_time > now:
+        return occurrence.end_time
+    if occurrence is None and room.end_time and room.end_time > now and not room.recurring:
+        return room.end_time
+    return now + timedelta(minutes=room.auto_close_duration)
+
+
+def _go_live(room: Room, now: datetime, occurrence: Occurrence | None = None) -> None:
     """Room is locked by the caller. Check the plan, create the LiveKit room, record it."""
+    if room.deactivated_at is not None:
+        raise InvalidState("The room has been deactivated", code="ROOM_DEACTIVATED")
     _check_concurrency(room)
     try:
         livekit.create_room(
@@ -153,22 +196,42 @@ def _go_live(room: Room, now: datetime) -> None:
     except livekit.LiveKitUnavailable:
         raise Unavailable("The media server is unavailable; try again shortly") from None
     room.live_since = now
-    RoomSession.objects.create(room=room, started_at=now)
+    RoomSession.objects.create(
+        room=room, occurrence=occurrence, started_at=now, close_at=_close_at(room, now, occurrence)
+    )
 
 
-@transaction.atomic
-def start_room(*, room: Room) -> Room:
-    """Open the room now and make it live on LiveKit. Idempotent for a live room."""
-    room = Room.objects.select_for_update().get(pk=room.pk)
-    if room.live_since is not None:
-        return room
-    now = timezone.now()
-    _go_live(room, now)
+def _mark_started(room: Room, now: datetime) -> None:
     room.status = Room.Status.ACTIVE
     room.started_at = now
     room.ended_at = None
     room.save(update_fields=["status", "started_at", "ended_at", "live_since", "updated_at"])
     events.emit_on_commit("room.started", tenant_id=room.tenant_id, room_id=room.room_id, data={})
+
+
+@transaction.atomic
+def start_room(*, room: Room) -> Room:
+    """Open the room now and make it live on LiveKit. Idempotent for a live room.
+
+    A scheduled room may be started early by its host: the next occurrence whose join window
+    is open (join_before_minutes) becomes this session, so the scheduler does not start it
+    again."""
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    if room.live_since is not None:
+        return room
+    now = timezone.now()
+    occurrence = None
+    if room.room_type == Room.RoomType.SCHEDULED:
+        occurrence = schedule_services.next_scheduled(
+            room, not_after=now + timedelta(minutes=room.join_before_minutes)
+        )
+        if occurrence is not None:
+            claimed = Occurrence.objects.filter(
+                pk=occurrence.pk, status=Occurrence.Status.SCHEDULED
+            ).update(status=Occurrence.Status.LIVE, started_at=now)
+            occurrence = occurrence if claimed == 1 else None
+    _go_live(room, now, occurrence)
+    _mark_started(room, now)
     return room
 
 
@@ -179,22 +242,127 @@ def _livekit_delete(room: Room) -> None:
         raise Unavailable("The media server is unavailable; try again shortly") from None
 
 
-@transaction.atomic
-def stop_room(*, room: Room) -> Room:
-    """End the room for everyone: LiveKit room deleted, status completed."""
-    room = Room.objects.select_for_update().get(pk=room.pk)
-    if room.status == Room.Status.COMPLETED:
-        raise InvalidState("The room has already ended", code="ROOM_ALREADY_ENDED")
-    now = timezone.now()
+def _end_session(room: Room, now: datetime) -> None:
+    """Room is locked by the caller: close it on LiveKit (first: a failure writes nothing),
+    then end its session and occurrence, deactivate if so configured, settle its status."""
     if room.live_since is not None:
         _livekit_delete(room)
-        RoomSession.objects.filter(room=room, ended_at__isnull=True).update(ended_at=now)
-    room.status = Room.Status.COMPLETED
+    open_sessions = RoomSession.objects.filter(room=room, ended_at__isnull=True)
+    occurrence_ids = [pk for pk in open_sessions.values_list("occurrence_id", flat=True) if pk]
+    open_sessions.update(ended_at=now)
+    Occurrence.objects.filter(room=room, status=Occurrence.Status.LIVE).update(
+        status=Occurrence.Status.COMPLETED, ended_at=now
+    )
     room.live_since = None
     room.ended_at = now
-    room.save(update_fields=["status", "live_since", "ended_at", "updated_at"])
-    events.emit_on_commit("room.ended", tenant_id=room.tenant_id, room_id=room.room_id, data={})
+    if room.auto_close_type == "session-end-and-deactivate":
+        room.deactivated_at = now
+        Occurrence.objects.filter(room=room, status=Occurrence.Status.SCHEDULED).update(
+            status=Occurrence.Status.CANCELLED
+        )
+        Schedule.objects.filter(room=room).update(open_ended=False, generated_until=now)
+    if (
+        room.deactivated_at is None
+        and room.room_type == Room.RoomType.SCHEDULED
+        and schedule_services.has_future(room, now)
+    ):
+        room.status = Room.Status.SCHEDULED
+    else:
+        room.status = Room.Status.COMPLETED
+    room.save(update_fields=["status", "live_since", "ended_at", "deactivated_at", "updated_at"])
+    events.emit_on_commit(
+        "room.ended",
+        tenant_id=room.tenant_id,
+        room_id=room.room_id,
+        data={"occurrences": len(occurrence_ids)},
+    )
+
+
+@transaction.atomic
+def stop_room(*, room: Room) -> Room:
+    """End the room for everyone: LiveKit room deleted; status completed (a recurring room
+    waits for its next occurrence)."""
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    if room.live_since is None and room.status == Room.Status.COMPLETED:
+        raise InvalidState("The room has already ended", code="ROOM_ALREADY_ENDED")
+    _end_session(room, timezone.now())
     return room
+
+
+# --- scheduled work (called by Celery tasks) ------------------------------------------------
+
+
+def start_occurrence(*, occurrence_pk: int, now: datetime | None = None) -> str:
+    """Start one due occurrence exactly once.
+
+    The claim is a conditional UPDATE (scheduled -> live) inside the transaction that also
+    creates the LiveKit room and the session: a second worker, a re-delivered task or a
+    restarted beat finds nothing to claim; a LiveKit failure rolls the claim back so a retry
+    can take it. Returns started | already | missed | early | gone."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        occurrence = Occurrence.objects.select_related("room").filter(pk=occurrence_pk).first()
+        if occurrence is None:
+            return "gone"
+        if occurrence.status != Occurrence.Status.SCHEDULED:
+            return "already"
+        room = occurrence.room
+        end = occurrence.end_time or occurrence.start_time + timedelta(
+            minutes=room.auto_close_duration
+        )
+        if end <= now:
+            if Occurrence.objects.filter(
+                pk=occurrence_pk, status=Occurrence.Status.SCHEDULED
+            ).update(status=Occurrence.Status.MISSED, note="not started before its end"):
+                events.emit_on_commit(
+                    "occurrence.missed", tenant_id=room.tenant_id, room_id=room.room_id,
+                    data={"occurrence_id": occurrence.occurrence_id},
+                )  # fmt: skip
+            return "missed"
+        if occurrence.start_time > now + timedelta(seconds=1):
+            return "early"
+        claimed = Occurrence.objects.filter(
+            pk=occurrence_pk, status=Occurrence.Status.SCHEDULED
+        ).update(status=Occurrence.Status.LIVE, started_at=now)
+        if claimed != 1:
+            return "already"
+        room = Room.objects.select_for_update().get(pk=room.pk)
+        if room.live_since is None:
+            _go_live(room, now, occurrence)
+        else:  # the host started early: this occurrence joins the running session
+            RoomSession.objects.filter(room=room, ended_at__isnull=True, occurrence=None).update(
+                occurrence=occurrence
+            )
+        _mark_started(room, now)
+        events.emit_on_commit(
+            "occurrence.started", tenant_id=room.tenant_id, room_id=room.room_id,
+            data={"occurrence_id": occurrence.occurrence_id},
+        )  # fmt: skip
+    return "started"
+
+
+def mark_missed(*, occurrence_pk: int, note: str) -> bool:
+    return bool(
+        Occurrence.objects.filter(pk=occurrence_pk, status=Occurrence.Status.SCHEDULED).update(
+            status=Occurrence.Status.MISSED, note=note[:200]
+        )
+    )
+
+
+def close_session(*, session_pk: int, now: datetime | None = None) -> str:
+    """Auto-close: end the session if it is still open and due. closed | already | early."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        session = RoomSession.objects.filter(pk=session_pk, ended_at__isnull=True).first()
+        if session is None:
+            return "already"
+        if session.close_at is None or session.close_at > now + timedelta(seconds=1):
+            return "early"
+        room = Room.objects.select_for_update().get(pk=session.room_id)
+        if not RoomSession.objects.filter(pk=session_pk, ended_at__isnull=True).exists():
+            return "already"
+        _end_session(room, now)
+    return "closed"
 
 
 @dataclass(frozen=True)
@@ -225,13 +393,8 @@ def issue_token(
         with transaction.atomic():
             locked = Room.objects.select_for_update().get(pk=room.pk)
             if locked.live_since is None and locked.status == Room.Status.ACTIVE:
-                now = timezone.now()
-                _go_live(locked, now)
-                locked.started_at = locked.started_at or now
-                locked.save(update_fields=["live_since", "started_at", "updated_at"])
-                events.emit_on_commit(
-                    "room.started", tenant_id=room.tenant_id, room_id=room.room_id, data={}
-                )
+                _go_live(locked, timezone.now())
+                _mark_started(locked, locked.live_since)
             room = locked
     identity = identity or f"{role}-{secrets.token_hex(6)}"
     token, expires_at = livekit.mint_token(

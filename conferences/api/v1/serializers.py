@@ -14,6 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import Tenant
+from conferences import recurrence
 from conferences.models import Room
 from conferences.roles import Role
 
@@ -132,6 +133,85 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "description": "RFC 5545 RRULE, optional EXDATE lines"},
+            {
+                "type": "object",
+                "properties": {
+                    "frequency": {"type": "string", "enum": ["daily", "weekly", "monthly"]},
+                    "interval": {"type": "integer"},
+                    "weekdays": {"type": "array", "items": {"type": "string"}},
+                    "count": {"type": "integer"},
+                    "until": {"type": "string"},
+                    "exdates": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        ],
+        "nullable": True,
+    }
+)
+class RecurrenceField(serializers.Field):
+    """Passed through as sent; parsed in `validate`, where start_time and zone are known."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str | dict):
+            raise serializers.ValidationError(
+                "The 'recurrence' must be an RRULE string or an object"
+            )
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+AUTO_CLOSE_TYPES = ("session-ends", "session-end-and-deactivate")
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "enum": list(AUTO_CLOSE_TYPES)},
+            "duration": {"type": "integer", "description": "minutes, default 480"},
+        },
+    }
+)
+class AutoCloseField(serializers.Field):
+    """videosdk's autoCloseConfig: {"type": session-ends|session-end-and-deactivate,
+    "duration": minutes (default 480)}."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                "The 'auto_close_config' must be an object with type and duration"
+            )
+        unknown = set(data) - {"type", "duration"}
+        if unknown:
+            raise serializers.ValidationError(
+                f"The 'auto_close_config' has an unknown key '{sorted(unknown)[0]}'"
+            )
+        kind = data.get("type", "session-ends")
+        if kind not in AUTO_CLOSE_TYPES:
+            raise serializers.ValidationError(
+                "The 'auto_close_config.type' must be session-ends or session-end-and-deactivate"
+            )
+        duration = data.get("duration", 480)
+        if (
+            isinstance(duration, bool)
+            or not isinstance(duration, int)
+            or not 1 <= duration <= 10080
+        ):
+            raise serializers.ValidationError(
+                "The 'auto_close_config.duration' must be minutes between 1 and 10080"
+            )
+        return {"type": kind, "duration": duration}
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class RoomInputSerializer(StrictSerializer):
     """Create (all fields) or update (`partial=True`) a room; context: `tenant`, `instance`."""
 
@@ -163,6 +243,12 @@ class RoomInputSerializer(StrictSerializer):
     audio_only_mode = _field(StrictBooleanField, "audio_only_mode", required=False)
     host_controls = _field(HostControlsField, "host_controls", required=False)
     custom_logo_url = LogoUrlField(required=False, allow_null=True)
+    recurrence = RecurrenceField(required=False, allow_null=True)
+    timezone = _field(StrictCharField, "timezone", min_length=1, max_length=64, required=False)
+    auto_close_config = _field(AutoCloseField, "auto_close_config", required=False)
+    join_before_minutes = _field(
+        StrictIntegerField, "join_before_minutes", min_value=0, max_value=1440, required=False
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         tenant: Tenant = self.context["tenant"]
@@ -172,6 +258,25 @@ class RoomInputSerializer(StrictSerializer):
             if name in attrs:
                 return attrs[name]
             return getattr(room, name) if room is not None else default
+
+        if "timezone" in attrs:
+            try:
+                recurrence.get_zone(attrs["timezone"])
+            except recurrence.RecurrenceError as exc:
+                raise serializers.ValidationError({"timezone": [exc.message]}) from None
+        recurring = current("recurring", False)
+        if attrs.get("recurrence") is not None:
+            if "recurring" in attrs and not attrs["recurring"]:
+                raise serializers.ValidationError(
+                    {"recurrence": ["The 'recurrence' needs 'recurring': true"]}
+                )
+            attrs["recurring"] = recurring = True
+        if recurring and current("room_type") != Room.RoomType.SCHEDULED:
+            if "room_type" in attrs:
+                raise serializers.ValidationError(
+                    {"room_type": ["Recurring rooms must have room_type 'scheduled'"]}
+                )
+            attrs["room_type"] = Room.RoomType.SCHEDULED
 
         room_type = current("room_type", Room.RoomType.TEMPORARY)
         access_type = current("access_type", Room.AccessType.PUBLIC)
@@ -185,6 +290,21 @@ class RoomInputSerializer(StrictSerializer):
             raise serializers.ValidationError(
                 {"end_time": ["The 'end_time' must be after 'start_time'"]}
             )
+        scheduling = {"room_type", "start_time", "end_time", "recurring", "recurrence", "timezone"}
+        if recurring and (room is None or scheduling & set(attrs)):
+            raw = attrs.get("recurrence")
+            if raw is None and "recurrence" not in attrs and room is not None:
+                latest = room.schedules.order_by("-pk").first()
+                raw = latest.rule if latest is not None and latest.rule else None
+            zone_name = current("timezone") or tenant.timezone
+            try:
+                attrs["recurrence"] = recurrence.parse(
+                    raw, start=start_time, zone=recurrence.get_zone(zone_name)
+                )
+            except recurrence.RecurrenceError as exc:
+                raise serializers.ValidationError({exc.field: [exc.message]}) from None
+        elif not recurring:
+            attrs.pop("recurrence", None)
 
         if "password" in attrs and access_type != Room.AccessType.PASSWORD:
             raise serializers.ValidationError(
@@ -250,6 +370,11 @@ class RoomOutputSerializer(serializers.Serializer):
     audio_only_mode = serializers.BooleanField()
     host_controls = serializers.DictField(child=serializers.BooleanField())
     custom_logo_url = serializers.URLField(allow_null=True)
+    timezone = serializers.CharField()
+    recurrence = serializers.CharField(allow_null=True, help_text="RRULE and EXDATE lines")
+    auto_close_config = AutoCloseField()
+    join_before_minutes = serializers.IntegerField()
+    deactivated = serializers.BooleanField()
     whitelist_emails = serializers.ListField(child=serializers.EmailField())
     join_url = serializers.URLField()
     host_url = serializers.URLField()
@@ -261,6 +386,16 @@ class RoomOutputSerializer(serializers.Serializer):
     def to_representation(self, room: Room) -> dict[str, Any]:
         # Hand-written for speed on long lists; the declared fields document the shape.
         return room_to_dict(room, self.context["base_url"])
+
+
+def _recurrence_text(room: Room) -> str | None:
+    """The rule now in force (the newest schedule's); prefetch `schedules` for lists."""
+    if not room.recurring:
+        return None
+    schedules = list(room.schedules.all())
+    if not schedules:
+        return None
+    return max(schedules, key=lambda s: s.pk).rule or None
 
 
 def room_to_dict(room: Room, base_url: str) -> dict[str, Any]:
@@ -284,6 +419,11 @@ def room_to_dict(room: Room, base_url: str) -> dict[str, Any]:
         "audio_only_mode": room.audio_only_mode,
         "host_controls": room.host_controls,
         "custom_logo_url": room.custom_logo_url or None,
+        "timezone": room.timezone,
+        "recurrence": _recurrence_text(room),
+        "auto_close_config": {"type": room.auto_close_type, "duration": room.auto_close_duration},
+        "join_before_minutes": room.join_before_minutes,
+        "deactivated": room.deactivated_at is not None,
         "whitelist_emails": room.whitelist_emails
         if room.access_type == Room.AccessType.WHITELIST
         else [],

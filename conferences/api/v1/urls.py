@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import views
+from . import occurrences, views
 
 app_name = "v1"
 
@@ -13,6 +13,12 @@ ROUTES = [
     ("rooms/<str:room_id>/stop", views.RoomStopView, "stop"),
     ("rooms/<str:room_id>/tokens", views.RoomTokensView, "tokens"),
     ("rooms/<str:room_id>/participants", views.RoomParticipantsView, "participants"),
+    ("rooms/<str:room_id>/occurrences", occurrences.OccurrencesView, "occurrences"),
+    (
+        "rooms/<str:room_id>/occurrences/<str:occurrence_id>",
+        occurrences.OccurrenceDetailView,
+        "occurrence",
+    ),
 ]
 
 urlpatterns = [

@@ -129,7 +129,15 @@ class RoomsView(V1View):
         tiebreak = "-number" if order == "desc" else "number"
         # Two queries whatever the page size: COUNT(*) and the page itself.
         total = rooms.count()
-        page = list(rooms.order_by(primary, tiebreak)[offset : offset + limit]) if total else []
+        page = (
+            list(
+                rooms.order_by(primary, tiebreak).prefetch_related("schedules")[
+                    offset : offset + limit
+                ]
+            )
+            if total
+            else []
+        )
         base = self.base_url(request)
         return Response(
             {

@@ -1,0 +1,88 @@
+"""Celery tasks: translate a message into one service call. Ids in, JSON only, time limits.
+
+`dispatch` runs every SCHEDULE_TICK_SECONDS from beat. It claims occurrences starting (and
+sessions closing) within the lookahead and queues one task each with an ETA at its instant;
+long ETAs are never used (far-future work waits in the database, not in the broker).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+from django.utils import timezone
+
+from conferences.services import rooms as room_services
+from conferences.services import schedule as schedule_services
+from conferences.services.errors import InvalidState, LimitExceeded, Unavailable
+
+logger = logging.getLogger(__name__)
+
+
+def _backoff(retries: int) -> float:
+    """Exponential backoff with jitter, capped at a minute."""
+    return min(60.0, 2.0 ** min(retries, 6)) + random.uniform(0, 1)
+
+
+@shared_task(name="conferences.dispatch", ignore_result=True, soft_time_limit=50, time_limit=60)
+def dispatch() -> dict[str, int]:
+    now = timezone.now()
+    due = schedule_services.claim_due(now=now)
+    for pk, start in due.starts:
+        start_occurrence.apply_async((pk,), eta=start if start > now else None)
+    for pk, close_at in due.closes:
+        close_session.apply_async((pk,), eta=close_at if close_at > now else None)
+    extended = schedule_services.extend_windows(now=now)
+    return {"starts": len(due.starts), "closes": len(due.closes), "extended": extended}
+
+
+@shared_task(
+    bind=True,
+    name="conferences.start_occurrence",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    soft_time_limit=30,
+    time_limit=40,
+)
+def start_occurrence(self, occurrence_pk: int) -> str:
+    try:
+        result = room_services.start_occurrence(occurrence_pk=occurrence_pk)
+    except Unavailable:
+        # LiveKit is down: try again with backoff; once the occurrence's end has passed the
+        # service marks it missed instead.
+        logger.warning("LiveKit unavailable starting occurrence %s; retrying", occurrence_pk)
+        raise self.retry(countdown=_backoff(self.request.retries)) from None
+    except LimitExceeded as exc:
+        room_services.mark_missed(occurrence_pk=occurrence_pk, note=exc.message)
+        return "missed"
+    except InvalidState as exc:
+        room_services.mark_missed(occurrence_pk=occurrence_pk, note=exc.message)
+        return "missed"
+    if result == "early" and self.request.retries < 10:
+        # An ETA that fired a moment early; an occurrence moved later is re-dispatched by
+        # `dispatch` when it comes due, so give up after a few seconds.
+        raise self.retry(countdown=0.5)
+    return result
+
+
+@shared_task(
+    bind=True,
+    name="conferences.close_session",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    soft_time_limit=30,
+    time_limit=40,
+)
+def close_session(self, session_pk: int) -> str:
+    try:
+        result = room_services.close_session(session_pk=session_pk)
+    except Unavailable:
+        raise self.retry(countdown=_backoff(self.request.retries)) from None
+    if result == "early" and self.request.retries < 10:
+        raise self.retry(countdown=0.5)
+    return result
