@@ -6,6 +6,7 @@ HTTP. Nothing of Parley's own is mocked.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from accounts import services as account_services
-from accounts.models import Tenant, User
+from accounts.models import Plan, Tenant, User
 from tests.livekit_double import LiveKitDouble
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
@@ -36,7 +37,16 @@ class Member:
     api_key: str
 
 
+def ensure_plans() -> None:
+    """The plans come from a data migration; transactional tests flush them, so re-seed."""
+    from django.apps import apps
+
+    if not Plan.objects.exists():
+        importlib.import_module("accounts.migrations.0002_seed_plans").seed(apps, None)
+
+
 def make_member(name: str, plan: str = "free") -> Member:
+    ensure_plans()
     created = account_services.create_tenant_with_admin(
         name=name, plan_code=plan, admin_email=f"admin@{name.lower().replace(' ', '-')}.test"
     )
