@@ -1,4 +1,7 @@
-"""Request ids on every response, and the error envelope for anything under /api/v1/."""
+"""Request ids on every response, and the error envelope for anything under /api/v1/.
+
+Both are sync- and async-capable so an ASGI request does not switch threads for them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import logging
 import re
 import secrets
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
 from .api.errors import json_error
@@ -16,28 +20,49 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 API_PREFIX = "/api/v1/"
 
 
-class RequestIDMiddleware:
-    """Give each request an id (or keep a sane one the client sent) and echo it back."""
+class _Middleware:
+    sync_capable = True
+    async_capable = True
 
     def __init__(self, get_response):
         self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest):
+        if self.is_async:
+            return self._acall(request)
+        self.before(request)
+        return self.after(request, self.get_response(request))
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        self.before(request)
+        return self.after(request, await self.get_response(request))
+
+    def before(self, request: HttpRequest) -> None:
+        pass
+
+    def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        return response
+
+
+class RequestIDMiddleware(_Middleware):
+    """Give each request an id (or keep a sane one the client sent) and echo it back."""
+
+    def before(self, request: HttpRequest) -> None:
         sent = request.headers.get("X-Request-ID", "")
         request.request_id = sent if _CLIENT_ID.match(sent) else f"req_{secrets.token_hex(10)}"
-        response = self.get_response(request)
+
+    def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         response["X-Request-ID"] = request.request_id
         return response
 
 
-class ApiExceptionMiddleware:
+class ApiExceptionMiddleware(_Middleware):
     """Under /api/v1/, Django-level 404s and crashes answer with the error envelope."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+    def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if (
             request.path.startswith(API_PREFIX)
             and response.status_code == 404
