@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install venv migrate seed web worker beat bench lint format check clean
+.PHONY: run test install venv migrate seed web worker beat bench screenshots lint format check clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ test: install
 
 bench: install
 	$(PY) bench/run.py
+
+# Pictures of the dashboard's main pages in docs/screenshots/ (needs /usr/bin/chromium).
+screenshots: install
+	$(PY) scripts/screenshots.py
 
 lint: install
 	$(PY) -m ruff check .

@@ -94,3 +94,60 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+# --- Dashboard: invitations and metered usage -------------------------------------------------
+
+
+class InvitationQuerySet(models.QuerySet["Invitation"]):
+    def pending(self, now) -> InvitationQuerySet:  # type: ignore[no-untyped-def]
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now)
+
+
+class Invitation(models.Model):
+    """An email invited to join a tenant with a role. The link's token is stored as a SHA-256
+    hash; the token itself is only in the email."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    public_id = models.CharField(max_length=16, unique=True, default=new_public_id, editable=False)
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Membership.Role.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "email"])]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.tenant} ({self.role})"
+
+
+class UsageDay(models.Model):
+    """Metered usage of one tenant on one UTC day: participant-minutes (sampled once a minute
+    from LiveKit), room-minutes and the day's peak of simultaneous participants."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_days")
+    day = models.DateField()
+    participant_minutes = models.PositiveIntegerField(default=0)
+    room_minutes = models.PositiveIntegerField(default=0)
+    peak_participants = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "day"], name="unique_usage_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} on {self.day}"

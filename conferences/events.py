@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -21,8 +22,40 @@ def room_group(room_id: str) -> str:
     return f"room.{room_id}"
 
 
+def room_status_group(room_id: str) -> str:
+    """Pages that only follow the room's lifecycle (opened, ended): every join page's status
+    socket and every waiting guest. Kept apart from `room.<room_id>` so that a webinar's
+    thousand audience pages do not each hear every hand raised."""
+    return f"room-status.{room_id}"
+
+
+def participant_group(room_id: str, identity: str) -> str:
+    """One participant's own page(s) in a room (its stage socket): the stage events about
+    that identity only. Identities may hold any character, so the group is named by a digest
+    (group names allow ASCII letters, digits, '-', '_' and '.')."""
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    return f"participant.{room_id}.{digest}"
+
+
+# Stage events also go to the participant's own group, so its page learns of an invitation
+# or a role change without every audience page hearing every event of the room.
+PERSONAL_EVENTS = frozenset(
+    {
+        "participant.hand_raised",
+        "participant.hand_lowered",
+        "participant.invited",
+        "participant.invite_declined",
+        "participant.promoted",
+        "participant.demoted",
+        "participant.removed",
+    }
+)
+
+
 def emit_on_commit(event: str, *, tenant_id: int, room_id: str, data: dict[str, Any]) -> None:
-    """Publish `event` once the current transaction commits (at once outside one)."""
+    """Publish `event` once the current transaction commits (at once outside one), to the
+    tenant's and the room's groups; room lifecycle events also to the room's status group,
+    and stage events to the participant's own group."""
     message = {
         "type": "parley.event",
         "event": event,
@@ -31,14 +64,42 @@ def emit_on_commit(event: str, *, tenant_id: int, room_id: str, data: dict[str, 
         "data": data,
     }
 
+    groups = [tenant_group(tenant_id), room_group(room_id)]
+    if event.startswith("room."):
+        groups.append(room_status_group(room_id))
+    identity = data.get("identity")
+    if event in PERSONAL_EVENTS and isinstance(identity, str) and identity:
+        groups.append(participant_group(room_id, identity))
+
     def send() -> None:
         layer = get_channel_layer()
         if layer is None:
             return
         try:
-            for group in (tenant_group(tenant_id), room_group(room_id)):
+            for group in groups:
                 async_to_sync(layer.group_send)(group, message)
         except Exception:  # the write already happened; a lost notification must not undo it
             logger.exception("Could not publish %s for room %s", event, room_id)
+
+    transaction.on_commit(send)
+
+
+def lobby_group(entry_id: str) -> str:
+    """One waiting guest's connection(s): decisions about that entry only."""
+    return f"lobby.{entry_id}"
+
+
+def notify_on_commit(group: str, message: dict[str, Any]) -> None:
+    """Send `message` (a Channels message with a `type`) to one group once the current
+    transaction commits. For direct notices that are not domain events (no webhooks)."""
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            async_to_sync(layer.group_send)(group, message)
+        except Exception:  # the write already happened; a lost notification must not undo it
+            logger.exception("Could not notify %s", group)
 
     transaction.on_commit(send)

@@ -55,6 +55,12 @@ class Grants:
     can_update_own_metadata: bool = False
 
 
+class TrackDict(TypedDict):
+    sid: str
+    source: str  # camera | microphone | screen_share | screen_share_audio | unknown
+    muted: bool
+
+
 class ParticipantDict(TypedDict):
     sid: str
     identity: str
@@ -63,6 +69,7 @@ class ParticipantDict(TypedDict):
     attributes: dict[str, str]
     joined_at: int
     is_publisher: bool
+    tracks: list[TrackDict]
 
 
 def _client() -> api.LiveKitAPI:
@@ -137,9 +144,66 @@ def list_participants(*, room: str) -> list[ParticipantDict]:
             "attributes": dict(p.attributes),
             "joined_at": p.joined_at,
             "is_publisher": p.is_publisher,
+            "tracks": [
+                {"sid": t.sid, "source": _SOURCES.get(t.source, "unknown"), "muted": t.muted}
+                for t in p.tracks
+            ],
         }
         for p in response.participants
     ]
+
+
+_SOURCES = {
+    api.TrackSource.CAMERA: CAMERA,
+    api.TrackSource.MICROPHONE: MICROPHONE,
+    api.TrackSource.SCREEN_SHARE: SCREEN_SHARE,
+    api.TrackSource.SCREEN_SHARE_AUDIO: SCREEN_SHARE_AUDIO,
+}
+
+
+def mute_published_tracks(*, room: str, tracks: list[tuple[str, str]], muted: bool = True) -> int:
+    """Mute (identity, track_sid) pairs in `room`, concurrently over one client. Tracks whose
+    participant left meanwhile are skipped; returns how many LiveKit muted."""
+    if not tracks:
+        return 0
+
+    async def op(lk: api.LiveKitAPI) -> int:
+        results = await asyncio.gather(
+            *(
+                lk.room.mute_published_track(
+                    api.MuteRoomTrackRequest(
+                        room=room, identity=identity, track_sid=sid, muted=muted
+                    )
+                )
+                for identity, sid in tracks
+            ),
+            return_exceptions=True,
+        )
+        done = 0
+        for result in results:
+            if isinstance(result, api.TwirpError) and (
+                result.code == "not_found" or result.status == 404
+            ):
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            done += 1
+        return done
+
+    return _call(op)
+
+
+def remove_participant(*, room: str, identity: str) -> bool:
+    """Disconnect `identity` from `room`. False if LiveKit had no such participant."""
+    try:
+        _call(
+            lambda lk: lk.room.remove_participant(
+                api.RoomParticipantIdentity(room=room, identity=identity)
+            )
+        )
+    except LiveKitNotFound:
+        return False
+    return True
 
 
 def mint_token(
@@ -182,3 +246,126 @@ def mint_token(
     jwt = token.to_jwt()
     expires_at = dt.datetime.now(dt.UTC).replace(microsecond=0) + ttl
     return jwt, expires_at
+
+
+_SOURCE_ENUMS = {
+    CAMERA: api.TrackSource.CAMERA,
+    MICROPHONE: api.TrackSource.MICROPHONE,
+    SCREEN_SHARE: api.TrackSource.SCREEN_SHARE,
+    SCREEN_SHARE_AUDIO: api.TrackSource.SCREEN_SHARE_AUDIO,
+}
+
+
+def permission_of(grants: Grants) -> api.ParticipantPermission:
+    """The whole ParticipantPermission for `grants` (LiveKit replaces permissions whole, so
+    every field is set, false ones included)."""
+    return api.ParticipantPermission(
+        can_subscribe=grants.can_subscribe,
+        can_publish=grants.can_publish,
+        can_publish_data=grants.can_publish_data,
+        can_publish_sources=[_SOURCE_ENUMS[s] for s in grants.can_publish_sources],
+        can_update_metadata=grants.can_update_own_metadata,
+        hidden=False,
+        recorder=False,
+    )
+
+
+def update_participant(
+    *, room: str, identity: str, grants: Grants | None, attributes: dict[str, str]
+) -> bool:
+    """Change a connected participant's permissions (whole, when `grants` is given) and
+    server-owned attributes (merged; an empty value deletes). Revoking publish unpublishes
+    their tracks. False if the participant is not connected."""
+    request = api.UpdateParticipantRequest(room=room, identity=identity, attributes=attributes)
+    if grants is not None:
+        request.permission.CopyFrom(permission_of(grants))
+    try:
+        _call(lambda lk: lk.room.update_participant(request))
+    except LiveKitNotFound:
+        return False
+    return True
+
+
+def send_data(
+    *, room: str, payload: dict[str, Any], destination_identities: list[str] | None = None
+) -> bool:
+    """Send a reliable data message (JSON) to everyone in `room`, or to the given identities.
+    False if LiveKit has no such room."""
+    request = api.SendDataRequest(
+        room=room,
+        data=json.dumps(payload, separators=(",", ":")).encode(),
+        kind=api.DataPacket.Kind.RELIABLE,
+        destination_identities=destination_identities or [],
+    )
+    try:
+        _call(lambda lk: lk.room.send_data(request))
+    except LiveKitNotFound:
+        return False
+    return True
+
+
+class RoomDict(TypedDict):
+    name: str
+    sid: str
+    num_participants: int
+    creation_time: int
+
+
+def list_rooms(*, names: list[str]) -> list[RoomDict]:
+    """LiveKit's view of the named rooms (those it does not have are left out)."""
+    if not names:
+        return []
+    response = _call(lambda lk: lk.room.list_rooms(api.ListRoomsRequest(names=names)))
+    return [
+        {
+            "name": r.name,
+            "sid": r.sid,
+            "num_participants": r.num_participants,
+            "creation_time": r.creation_time,
+        }
+        for r in response.rooms
+    ]
+
+
+def verify_client_token(token: str) -> tuple[str, str]:
+    """(identity, room) of a join token this server minted and that has not expired.
+    Raises LiveKitError otherwise. Lets a guest page prove who it is to Parley."""
+    try:
+        claims = api.TokenVerifier(settings.LIVEKIT_API_KEY, settings.LIVEKIT_API_SECRET).verify(
+            token
+        )
+    except Exception:  # any malformed, forged or expired token
+        raise LiveKitError("invalid token") from None
+    if not claims.identity or claims.video is None or not claims.video.room:
+        raise LiveKitError("invalid token")
+    return claims.identity, claims.video.room
+
+
+@dataclass(frozen=True)
+class WebhookNotice:
+    """The parts of a LiveKit webhook Parley acts on."""
+
+    event: str  # room_started, room_finished, participant_joined, participant_left, ...
+    room: str
+    identity: str
+    name: str
+    event_id: str
+
+
+def receive_webhook(*, body: bytes, authorization: str) -> WebhookNotice:
+    """Verify a LiveKit webhook (JWT signed with our secret, carrying the body's SHA-256) and
+    parse it. Raises LiveKitError when it is not authentic."""
+    try:
+        receiver = api.WebhookReceiver(
+            api.TokenVerifier(settings.LIVEKIT_API_KEY, settings.LIVEKIT_API_SECRET)
+        )
+        event = receiver.receive(body.decode(), authorization)
+    except Exception:  # forged, tampered, expired or malformed
+        raise LiveKitError("invalid webhook") from None
+    return WebhookNotice(
+        event=event.event,
+        room=event.room.name,
+        identity=event.participant.identity,
+        name=event.participant.name,
+        event_id=event.id,
+    )

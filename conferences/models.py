@@ -95,12 +95,18 @@ class Room(models.Model):
     # minutes; "session-end-and-deactivate" also deactivates the room for good.
     auto_close_type = models.CharField(
         max_length=26,
-        choices=[("session-ends", "session-ends"),
-                 ("session-end-and-deactivate", "session-end-and-deactivate")],
+        choices=[
+            ("session-ends", "session-ends"),
+            ("session-end-and-deactivate", "session-end-and-deactivate"),
+        ],
         default="session-ends",
-    )  # fmt: skip
+    )
     auto_close_duration = models.PositiveIntegerField(default=480)
     deactivated_at = models.DateTimeField(null=True, blank=True)
+    # Webinar mode: guests join as viewers (subscribe + data), raise a hand, and hosts bring
+    # them on stage; at most `max_speakers` speakers at once (null: no cap).
+    allow_webinar_mode = models.BooleanField(default=False)
+    max_speakers = models.PositiveSmallIntegerField(null=True, blank=True, default=None)
     # Set while a live session runs (LiveKit has the room with our settings); cleared on stop.
     # Plans cap how many rooms of a tenant are live at once.
     live_since = models.DateTimeField(null=True, blank=True)
@@ -205,3 +211,115 @@ class RoomSession(models.Model):
             models.Index(fields=["room", "started_at"]),
             models.Index(fields=["ended_at", "close_at"]),
         ]
+
+
+# --- Joining: the lobby, one-time codes and access attempts (browser join experience) -------
+
+
+def new_entry_id() -> str:
+    return "we_" + "".join(secrets.choice(ROOM_ID_ALPHABET) for _ in range(16))
+
+
+class WaitingEntry(models.Model):
+    """A guest in a room's server-side lobby. No LiveKit token exists for it until a host
+    admits it; the evidence it joined with is kept so admission can re-check the policy."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting"
+        ADMITTED = "admitted"
+        REJECTED = "rejected"
+        LEFT = "left"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="waiting_entries")
+    entry_id = models.CharField(max_length=20, unique=True, default=new_entry_id)
+    identity = models.CharField(max_length=64)
+    name = models.CharField(max_length=64)
+    role = models.CharField(max_length=16)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING)
+    # Evidence of access at join time, re-checked against the room's policy on admission.
+    user = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    email = models.EmailField(blank=True)
+    password_fingerprint = models.CharField(max_length=64, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["room", "status", "created_at"])]
+
+
+class JoinCode(models.Model):
+    """A one-time code mailed to prove an address for a whitelist room. Stored as an HMAC."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="join_codes")
+    email = models.EmailField()
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    # Set when a newer code for the same address replaces this one, or too many wrong tries.
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    failed_attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["room", "email", "created_at"])]
+
+
+class AccessAttempt(models.Model):
+    """One try at a room's access check from one client (a keyed hash of its address), so
+    wrong passwords and codes can be limited per room and client."""
+
+    class Kind(models.TextChoices):
+        PASSWORD = "password"
+        CODE = "code"
+        CODE_REQUEST = "code_request"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="access_attempts")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    client_key = models.CharField(max_length=64)
+    succeeded = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["room", "kind", "client_key", "created_at"])]
+
+
+# --- The stage: who is in a room with which role (webinar raise hand / promote) -------------
+
+
+class ParticipantQuerySet(models.QuerySet["Participant"]):
+    def present(self) -> ParticipantQuerySet:
+        return self.filter(left_at__isnull=True)
+
+
+class Participant(models.Model):
+    """An identity's role in a room. The role is stored so the identity's next token carries
+    it; hand and invitation state drive the stage queue. Written only by services."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="participants")
+    identity = models.CharField(max_length=128)
+    name = models.CharField(max_length=100, blank=True)
+    role = models.CharField(max_length=12)
+    mic_only = models.BooleanField(default=False, help_text="promoted to speak without camera")
+    hand_raised_at = models.DateTimeField(null=True, blank=True)
+    invited_at = models.DateTimeField(null=True, blank=True)
+    invite_mic_only = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    left_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ParticipantQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "identity"], name="unique_room_identity"),
+        ]
+        indexes = [
+            models.Index(fields=["room", "hand_raised_at"]),
+            models.Index(fields=["room", "role"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.identity} ({self.role}) in {self.room_id}"

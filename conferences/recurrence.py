@@ -23,11 +23,28 @@ MAX_YEARS = 10  # UNTIL may not reach further than this
 ALLOWED_FREQ = {"DAILY", "WEEKLY", "MONTHLY", "YEARLY"}
 FORBIDDEN_PARTS = {"BYHOUR", "BYMINUTE", "BYSECOND", "DTSTART", "WKST_INVALID"}
 WEEKDAYS = {
-    "MO": "MO", "TU": "TU", "WE": "WE", "TH": "TH", "FR": "FR", "SA": "SA", "SU": "SU",
-    "MON": "MO", "TUE": "TU", "WED": "WE", "THU": "TH", "FRI": "FR", "SAT": "SA", "SUN": "SU",
-    "MONDAY": "MO", "TUESDAY": "TU", "WEDNESDAY": "WE", "THURSDAY": "TH", "FRIDAY": "FR",
-    "SATURDAY": "SA", "SUNDAY": "SU",
-}  # fmt: skip
+    "MO": "MO",
+    "TU": "TU",
+    "WE": "WE",
+    "TH": "TH",
+    "FR": "FR",
+    "SA": "SA",
+    "SU": "SU",
+    "MON": "MO",
+    "TUE": "TU",
+    "WED": "WE",
+    "THU": "TH",
+    "FRI": "FR",
+    "SAT": "SA",
+    "SUN": "SU",
+    "MONDAY": "MO",
+    "TUESDAY": "TU",
+    "WEDNESDAY": "WE",
+    "THURSDAY": "TH",
+    "FRIDAY": "FR",
+    "SATURDAY": "SA",
+    "SUNDAY": "SU",
+}
 OBJECT_KEYS = {"frequency", "interval", "weekdays", "count", "until", "exdates"}
 
 
@@ -54,8 +71,9 @@ class Recurrence:
 
 def get_zone(name: str, *, field: str = "timezone") -> ZoneInfo:
     if not isinstance(name, str) or not name or name not in _zones():
-        raise RecurrenceError(f"The '{field}' must be an IANA time zone such as Europe/Berlin",
-                              field=field)  # fmt: skip
+        raise RecurrenceError(
+            f"The '{field}' must be an IANA time zone such as Europe/Berlin", field=field
+        )
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -158,8 +176,10 @@ def _from_text(text: str, zone: ZoneInfo) -> tuple[dict[str, str], list[dt.datet
 def _from_object(value: dict[str, Any], zone: ZoneInfo) -> tuple[dict[str, str], list[dt.datetime]]:
     unknown = set(value) - OBJECT_KEYS
     if unknown:
-        raise RecurrenceError(f"Unknown recurrence key '{sorted(unknown)[0]}'; allowed: "
-                              + ", ".join(sorted(OBJECT_KEYS)))  # fmt: skip
+        raise RecurrenceError(
+            f"Unknown recurrence key '{sorted(unknown)[0]}'; allowed: "
+            + ", ".join(sorted(OBJECT_KEYS))
+        )
     freq = value.get("frequency")
     if not isinstance(freq, str) or freq.upper() not in {"DAILY", "WEEKLY", "MONTHLY"}:
         raise RecurrenceError("The 'recurrence.frequency' must be daily, weekly or monthly")

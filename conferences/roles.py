@@ -17,43 +17,56 @@ class Role(models.TextChoices):
 
 
 HOST_ROLES = frozenset({Role.OWNER, Role.HOST})
+# Roles that may publish in a webinar-mode room; everyone else watches and raises a hand.
+STAGE_ROLES = frozenset({Role.OWNER, Role.HOST, Role.SPEAKER})
 
 
-def publish_sources(room: Room) -> tuple[str, ...]:
-    """Sources a publisher may send in `room`: media_type decides camera/microphone."""
+def default_role(room: Room) -> str:
+    """The role of a guest who asks for none: webinar audiences watch."""
+    return Role.VIEWER if room.allow_webinar_mode else Role.PARTICIPANT
+
+
+def publish_sources(room: Room, *, mic_only: bool = False) -> tuple[str, ...]:
+    """Sources a publisher may send in `room`: media_type decides camera/microphone;
+    `mic_only` (a speaker brought on stage to talk only) drops camera and screen share."""
     sources: list[str] = []
-    if room.media_type in (Room.MediaType.VIDEO, Room.MediaType.BOTH):
+    if room.media_type in (Room.MediaType.VIDEO, Room.MediaType.BOTH) and not mic_only:
         sources.append(livekit.CAMERA)
     if room.media_type in (Room.MediaType.AUDIO, Room.MediaType.BOTH):
         sources.append(livekit.MICROPHONE)
-    if room.screen_sharing_enabled:
+    if room.screen_sharing_enabled and not mic_only:
         sources.append(livekit.SCREEN_SHARE)
         if room.media_type != Room.MediaType.VIDEO:  # "video" rooms are silent
             sources.append(livekit.SCREEN_SHARE_AUDIO)
     return tuple(sources)
 
 
-def grants_for(role: str, room: Room) -> livekit.Grants:
-    """The LiveKit grants of `role` in `room`. Viewers subscribe only; everyone else publishes
-    the sources the room's media_type allows, and sends data only where chat is enabled.
-    Nobody gets admin grants: host actions go through Parley's server."""
-    if role == Role.VIEWER:
+def grants_for(role: str, room: Room, *, mic_only: bool = False) -> livekit.Grants:
+    """The LiveKit grants of `role` in `room`, for tokens and for live UpdateParticipant alike.
+
+    Viewers subscribe only (in webinar mode they may also send data, for hands and chat);
+    in webinar mode a participant is audience too. Everyone else publishes the sources the
+    room's media_type allows, and sends data only where chat is enabled. Nobody gets admin
+    grants: host actions go through Parley's server."""
+    audience = role == Role.VIEWER or (room.allow_webinar_mode and role not in STAGE_ROLES)
+    if audience:
         return livekit.Grants(
             room=room.livekit_name,
             can_publish=False,
             can_subscribe=True,
-            can_publish_data=False,
+            can_publish_data=room.allow_webinar_mode,
             can_publish_sources=(),
         )
     return livekit.Grants(
         room=room.livekit_name,
         can_publish=True,
         can_subscribe=True,
-        can_publish_data=room.chat_enabled,
-        can_publish_sources=publish_sources(room),
+        can_publish_data=room.chat_enabled or room.allow_webinar_mode,
+        can_publish_sources=publish_sources(room, mic_only=mic_only),
     )
 
 
-def attributes_for(role: str) -> dict[str, str]:
-    """Server-owned LiveKit participant attributes for `role`."""
-    return {"role": str(role)}
+def attributes_for(role: str, *, hand_raised: bool = False) -> dict[str, str]:
+    """Server-owned LiveKit participant attributes. For UpdateParticipant an empty value
+    deletes the key, so `hand` is always sent."""
+    return {"role": str(role), "hand": "raised" if hand_raised else ""}

@@ -1,29 +1,451 @@
-"""Browser pages of a room: the join page and the host link."""
+"""Browser pages of a room (join page, host link, API tester) and the small JSON endpoints
+the join page calls. They only translate: the session and request in, one service call,
+HTML or JSON out. JSON errors use the v1 envelope; pages show a plain message.
+"""
 
 from __future__ import annotations
 
-import hmac
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware, get_token
 from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
+from accounts.models import Membership
+from branding.selectors import brand_for_room
+
+from . import sessions
+from .api.errors import json_error
+from .api.fields import format_datetime
+from .api.v1.stage import own_stage_state
 from .models import Room
+from .roles import Role
+from .services import joining, stage
+from .services.errors import ServiceError
+
+MAX_BODY = 16 * 1024
 
 
 def _room_or_404(room_id: str) -> Room:
-    room = Room.objects.select_related("tenant").filter(room_id=room_id).first()
+    room = joining.room_by_public_id(room_id)
     if room is None:
         raise Http404("Room not found")
     return room
 
 
+def _client(request: HttpRequest) -> str:
+    return joining.client_key(request.META.get("REMOTE_ADDR", ""))
+
+
+def _visitor(request: HttpRequest, room: Room) -> joining.Visitor:
+    return sessions.visitor_for(request.session, request.user, room.room_id, _client(request))
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+def _page_config(
+    request: HttpRequest, room: Room, visitor: joining.Visitor, host_secret: str | None
+) -> dict[str, Any]:
+    state = joining.room_state(room)
+    role = joining.host_role(room, visitor)
+    problem = None if role else joining.access_problem(room, visitor)
+    base = f"/room/{room.room_id}"
+    user = request.user if request.user.is_authenticated else None
+    return {
+        "roomId": room.room_id,
+        "name": room.name,
+        "status": state.status,
+        "startsAt": format_datetime(state.starts_at),
+        "full": state.full,
+        "maxParticipants": room.max_participants,
+        "accessType": room.access_type,
+        "access": {
+            "granted": problem is None,
+            "needs": problem.code if problem else None,
+            "message": problem.message if problem else "",
+            "email": visitor.email,
+        },
+        "isHost": role is not None,
+        "role": role or Role.PARTICIPANT,
+        # Only on the host link's own page: host actions send it as X-Host-Secret.
+        "hostSecret": host_secret or "",
+        "waitingRoom": room.waiting_room_enabled,
+        # Webinar mode: guests watch, raise a hand, and hosts bring them on stage.
+        "webinar": room.allow_webinar_mode,
+        "maxSpeakers": room.max_speakers,
+        "media": {
+            "type": room.media_type,
+            "videoQuality": room.video_quality,
+            "audioOnly": room.audio_only_mode,
+            "screenShare": room.screen_sharing_enabled,
+            "chat": room.chat_enabled,
+        },
+        "hostControls": {
+            key: bool((room.host_controls or {}).get(key, False))
+            for key in ("mute_all", "disable_video", "kick_participants")
+        },
+        "user": {"name": (user.get_full_name() or user.email) if user else ""},
+        "csrfToken": get_token(request),
+        "urls": {
+            "state": f"{base}/state",
+            "password": f"{base}/password",
+            "email": f"{base}/email",
+            "code": f"{base}/code",
+            "join": f"{base}/join",
+            "lobbyLeave": f"{base}/lobby/",
+            "hostApi": f"/api/v1/rooms/{room.room_id}/host",
+            "wsStatus": f"/ws/rooms/{room.room_id}/status",
+            "wsLobby": f"/ws/rooms/{room.room_id}/lobby/",
+            "wsHost": f"/ws/rooms/{room.room_id}/host",
+            "wsStage": f"/ws/rooms/{room.room_id}/stage",
+            "stageHand": f"{base}/stage/hand",
+            "stageAccept": f"{base}/stage/invite/accept",
+            "stageDecline": f"{base}/stage/invite/decline",
+            "login": f"{reverse('account_login')}?next={base}",
+        },
+    }
+
+
+ACCESS_VIEWS = {
+    "PASSWORD_REQUIRED": "password",
+    "EMAIL_VERIFICATION_REQUIRED": "email",
+    "LOGIN_REQUIRED": "login",
+}
+
+
+def _initial_view(config: dict[str, Any]) -> str:
+    """The part of the join page shown before its script runs (and without one)."""
+    if config["status"] in ("ended", "scheduled"):
+        return config["status"]
+    if config["full"]:
+        return "full"
+    if not config["isHost"] and not config["access"]["granted"]:
+        return ACCESS_VIEWS.get(config["access"]["needs"], "denied")
+    return "prejoin"
+
+
+def _render_join(
+    request: HttpRequest, room: Room, *, host_secret: str | None = None
+) -> HttpResponse:
+    visitor = _visitor(request, room)
+    config = _page_config(request, room, visitor, host_secret)
+    response = render(
+        request,
+        "conferences/join.html",
+        {
+            "room": room,
+            "config": config,
+            "brand": brand_for_room(room),
+            "initial_view": _initial_view(config),
+        },
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@ensure_csrf_cookie
 def join_page(request: HttpRequest, room_id: str) -> HttpResponse:
-    room = _room_or_404(room_id)
-    return render(request, "conferences/join.html", {"room": room, "is_host": False})
+    return _render_join(request, _room_or_404(room_id))
 
 
+@ensure_csrf_cookie
 def host_page(request: HttpRequest, room_id: str, secret: str) -> HttpResponse:
+    """The host link: makes this browser the room's host (its session keeps a proof)."""
     room = _room_or_404(room_id)
-    if not hmac.compare_digest(room.host_secret.encode(), secret.encode()):
+    if not joining.host_secret_matches(room, secret):
         raise Http404("Room not found")
-    return render(request, "conferences/join.html", {"room": room, "is_host": True})
+    sessions.remember_host(request.session, room)
+    response = _render_join(request, room, host_secret=secret)
+    response["Referrer-Policy"] = "no-referrer"  # the secret is in this page's URL
+    return response
+
+
+@login_required
+def api_tester(request: HttpRequest) -> HttpResponse:
+    """Create a room with a pasted API key, then test live audio in it (key never stored)."""
+    memberships = list(
+        Membership.objects.filter(user=request.user).select_related("tenant").order_by("id")
+    )
+    response = render(
+        request,
+        "conferences/api_tester.html",
+        {"memberships": memberships, "config": {"csrfToken": get_token(request)}},
+        status=200 if memberships else 403,
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- JSON endpoints of the join page ----------------------------------------------------------
+
+
+def _csrf_failure(request: HttpRequest) -> bool:
+    check = CsrfViewMiddleware(lambda r: HttpResponse())
+    check.process_request(request)
+    return check.process_view(request, lambda r: HttpResponse(), (), {}) is not None
+
+
+def _body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit() or int(length) > MAX_BODY:
+        return json_error(
+            request,
+            status_code=413,
+            code="PAYLOAD_TOO_LARGE",
+            message="The request body is too large",
+        )
+    if request.content_type != "application/json":
+        return json_error(
+            request,
+            status_code=415,
+            code="UNSUPPORTED_MEDIA_TYPE",
+            message="Send the body as JSON with Content-Type: application/json",
+        )
+    try:
+        data = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: RecursionError
+        return json_error(
+            request, status_code=400, code="INVALID_JSON", message="Request body is not valid JSON"
+        )
+    if not isinstance(data, dict):
+        return json_error(
+            request,
+            status_code=400,
+            code="INVALID_JSON",
+            message="Request body must be a JSON object",
+        )
+    return data
+
+
+Handler = Callable[..., JsonResponse]
+
+
+def room_json(method: str) -> Callable[[Handler], Callable[..., JsonResponse]]:
+    """A JSON endpoint under /room/<room_id>/: method check, CSRF (with a JSON answer), room
+    lookup, JSON body, and service errors translated to the envelope."""
+
+    def decorate(view: Handler) -> Callable[..., JsonResponse]:
+        @csrf_exempt  # checked below, so a failure answers JSON rather than an HTML page
+        @wraps(view)
+        def wrapper(request: HttpRequest, room_id: str, **kwargs: Any) -> JsonResponse:
+            if request.method != method:
+                response = json_error(
+                    request, status_code=405, code="METHOD_NOT_ALLOWED", message=f"Use {method}"
+                )
+                response["Allow"] = method
+                return response
+            if method == "POST" and _csrf_failure(request):
+                return json_error(
+                    request,
+                    status_code=403,
+                    code="CSRF_FAILED",
+                    message="Reload the page and try again",
+                )
+            room = joining.room_by_public_id(room_id)
+            if room is None:
+                return json_error(
+                    request, status_code=404, code="NOT_FOUND", message="Room not found"
+                )
+            body: dict[str, Any] = {}
+            if method == "POST":
+                parsed = _body(request)
+                if isinstance(parsed, JsonResponse):
+                    return parsed
+                body = parsed
+            try:
+                return view(request, room, body, **kwargs)
+            except ServiceError as exc:
+                response = json_error(
+                    request,
+                    status_code=exc.status,
+                    code=exc.code,
+                    message=exc.message,
+                    field=exc.field,
+                )
+                if isinstance(exc, joining.LockedOut):
+                    response["Retry-After"] = str(exc.retry_after)
+                return response
+
+        return wrapper
+
+    return decorate
+
+
+@room_json("GET")
+def room_state(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse:
+    state = joining.room_state(room)
+    return JsonResponse(
+        {
+            "status": state.status,
+            "starts_at": format_datetime(state.starts_at),
+            "full": state.full,
+            "server_time": format_datetime(timezone.now()),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@room_json("POST")
+def check_password(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse:
+    fingerprint = joining.verify_password(
+        room=room, password=body.get("password"), client=_client(request)
+    )
+    sessions.remember_password(request.session, room, fingerprint)
+    return JsonResponse({"ok": True})
+
+
+@room_json("POST")
+def send_code(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse:
+    email = joining.request_code(room=room, email=body.get("email"), client=_client(request))
+    return JsonResponse({"sent": True, "email": email, "expires_in": 600})
+
+
+@room_json("POST")
+def check_code(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse:
+    email = joining.verify_code(
+        room=room, email=body.get("email"), code=body.get("code"), client=_client(request)
+    )
+    sessions.remember_email(request.session, room, email)
+    return JsonResponse({"ok": True, "email": email})
+
+
+@room_json("POST")
+def join(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse:
+    # Asking again replaces this browser's earlier place in the queue.
+    for entry_id in sessions.entries_for(request.session, room.room_id):
+        joining.leave_lobby(room_id=room.room_id, entry_id=entry_id)
+    result = joining.join(room=room, name=body.get("name"), visitor=_visitor(request, room))
+    if result.entry is not None:
+        entry = result.entry
+        sessions.remember_entry(request.session, room, entry.entry_id)
+        return JsonResponse(
+            {
+                "status": "waiting",
+                "entry_id": entry.entry_id,
+                "identity": entry.identity,
+                "name": entry.name,
+            },
+            status=202,
+        )
+    issued = result.token
+    assert issued is not None
+    return JsonResponse(
+        {
+            "status": "admitted",
+            "token": issued.token,
+            "ws_url": issued.ws_url,
+            "room_name": issued.room_name,
+            "identity": issued.identity,
+            "name": issued.name,
+            "role": issued.role,
+            "expires_at": format_datetime(issued.expires_at),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@room_json("POST")
+def leave_lobby(
+    request: HttpRequest, room: Room, body: dict[str, Any], entry_id: str
+) -> JsonResponse:
+    if not sessions.owns_entry(request.session, room.room_id, entry_id):
+        return json_error(
+            request, status_code=404, code="NOT_FOUND", message="Unknown waiting-room entry"
+        )
+    return JsonResponse({"left": joining.leave_lobby(room_id=room.room_id, entry_id=entry_id)})
+
+
+# --- the stage, from a guest's page (webinar rooms) -------------------------------------------
+# Authorised by the guest's own LiveKit join token (`Authorization: Bearer <token>`), which
+# names its identity and room; the session plays no part, so there is no CSRF check.
+
+StageHandler = Callable[[HttpRequest, Room, str, dict[str, Any]], JsonResponse]
+
+
+def _bearer(request: HttpRequest) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _stage_error(request: HttpRequest, exc: ServiceError) -> JsonResponse:
+    response = json_error(
+        request, status_code=exc.status, code=exc.code, message=exc.message, field=exc.field
+    )
+    if isinstance(exc, joining.LockedOut):
+        response["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, joining.Unauthorized):
+        response["WWW-Authenticate"] = 'Bearer realm="room"'
+    return response
+
+
+def stage_json(fields: frozenset[str]) -> Callable[[StageHandler], Callable[..., JsonResponse]]:
+    """A POST endpoint of a guest's stage actions: the join token first (401 without a valid
+    one, 404 for another room's), then an optional JSON body with only `fields`."""
+
+    def decorate(view: StageHandler) -> Callable[..., JsonResponse]:
+        @csrf_exempt  # a bearer token, not a cookie, authorises these
+        @wraps(view)
+        def wrapper(request: HttpRequest, room_id: str) -> JsonResponse:
+            if request.method != "POST":
+                response = json_error(
+                    request, status_code=405, code="METHOD_NOT_ALLOWED", message="Use POST"
+                )
+                response["Allow"] = "POST"
+                return response
+            try:
+                room, identity = joining.stage_member(room_id=room_id, token=_bearer(request))
+                body: dict[str, Any] = {}
+                if (request.META.get("CONTENT_LENGTH") or "0") != "0":
+                    parsed = _body(request)
+                    if isinstance(parsed, JsonResponse):
+                        return parsed
+                    body = parsed
+                unknown = sorted(set(body) - fields)
+                if unknown:
+                    raise joining.InvalidInput(
+                        f"Unknown field '{unknown[0][:64]}'", field=unknown[0][:64]
+                    )
+                joining.count_stage_action(room=room, identity=identity)
+                return view(request, room, identity, body)
+            except ServiceError as exc:
+                return _stage_error(request, exc)
+
+        return wrapper
+
+    return decorate
+
+
+@stage_json(frozenset({"raised"}))
+def stage_hand(
+    request: HttpRequest, room: Room, identity: str, body: dict[str, Any]
+) -> JsonResponse:
+    raised = body.get("raised")
+    if not isinstance(raised, bool):
+        raise joining.InvalidInput("'raised' must be true or false", field="raised")
+    return JsonResponse(
+        own_stage_state(stage.set_hand(room=room, identity=identity, raised=raised))
+    )
+
+
+@stage_json(frozenset())
+def stage_accept(
+    request: HttpRequest, room: Room, identity: str, body: dict[str, Any]
+) -> JsonResponse:
+    participant = stage.respond_to_invite(room=room, identity=identity, accept=True)
+    return JsonResponse(own_stage_state(participant))
+
+
+@stage_json(frozenset())
+def stage_decline(
+    request: HttpRequest, room: Room, identity: str, body: dict[str, Any]
+) -> JsonResponse:
+    participant = stage.respond_to_invite(room=room, identity=identity, accept=False)
+    return JsonResponse(own_stage_state(participant))

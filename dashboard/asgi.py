@@ -9,15 +9,17 @@ django_asgi_app = get_asgi_application()  # before importing anything that touch
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from branding.middleware import CustomDomainOriginValidator  # noqa: E402
 from conferences.routing import websocket_urlpatterns  # noqa: E402
+from dashboard.routing import websocket_urlpatterns as dashboard_websockets  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        # ALLOWED_HOSTS, plus tenants' verified custom domains (their join pages' sockets).
+        "websocket": CustomDomainOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns + dashboard_websockets))
         ),
     }
 )

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "accounts",
     "conferences",
     "branding",
@@ -80,6 +81,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "conferences.middleware.RequestIDMiddleware",
+    # A tenant's verified custom domain serves its join pages (before any host check).
+    "branding.middleware.CustomDomainMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -185,14 +188,18 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     _broker_dir = VAR_DIR / "celery" / "broker"
     _processed_dir = VAR_DIR / "celery" / "processed"
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "parleyfs://"  # kombu's filesystem broker with atomic writes
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_processed_dir),
+        "control_folder": str(VAR_DIR / "celery" / "control"),
         "store_processed": False,
     }
 
+# Celery's Django fixup closes the worker's database connection around every task unless
+# told to reuse it; reuse it (for up to this many tasks) so starts don't reconnect each time.
+CELERY_DB_REUSE_MAX = envint("CELERY_DB_REUSE_MAX", 200)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -220,7 +227,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["conferences.api.parsers.SafeJSONParser"],
     "EXCEPTION_HANDLER": "conferences.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -245,6 +252,12 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 LOGIN_REDIRECT_URL = "/dashboard/"
 ACCOUNT_LOGOUT_REDIRECT_URL = "/"
+# Optional two-factor sign-in: TOTP authenticator apps, with recovery codes.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = os.environ.get("MFA_TOTP_ISSUER", "Parley")
+# Custom-domain verification looks up TXT records; empty: the system's resolvers.
+DNS_NAMESERVERS = envlist("DNS_NAMESERVERS", [])
+DNS_TIMEOUT = float(os.environ.get("DNS_TIMEOUT", "5"))
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
@@ -269,6 +282,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": SCHEDULE_TICK_SECONDS,
         "options": {"expires": SCHEDULE_TICK_SECONDS * 5},
     },
+    # Participant-minutes: LiveKit's head counts sampled once a minute (dashboard.usage).
+    "meter-usage": {"task": "dashboard.meter_usage", "schedule": 60.0, "options": {"expires": 50}},
 }
 
 LOGGING = {

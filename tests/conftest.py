@@ -87,6 +87,8 @@ class Api:
     ):
         data = raw if raw is not None else (json.dumps(body) if body is not None else None)
         kwargs: dict[str, Any] = {"headers": self._headers(key)}
+        if data is None and method.upper() in {"POST", "PATCH", "PUT"}:
+            data = ""  # no body at all, as `curl -X POST` sends
         if data is not None:
             kwargs.update(data=data, content_type="application/json")
         return getattr(self.client, method.lower())(path, **kwargs)
@@ -147,3 +149,20 @@ def assert_error(response, status: int, code: str | None = None, field: str | No
     if field is not None:
         assert error["field"] == field, error
     return error
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """A SQLite test database in a file rather than in memory: the browser tests serve the
+    app from uvicorn threads, which then share the data safely (WAL, busy timeout) instead
+    of tripping over an in-memory database's table locks."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        folder = tmp_path_factory.mktemp("sqlite")
+        database.setdefault("TEST", {})["NAME"] = str(folder / "test.sqlite3")
+
+
+# The dashboard's cast (owner, admin, member, viewer and an outsider): tests/dashboard_cast.py
+from tests.dashboard_cast import cast  # noqa: E402, F401

@@ -71,7 +71,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
 from aiohttp import web
@@ -146,6 +146,8 @@ class Call:
     claims: dict[str, Any]  # verified JWT claims; {} when the token was missing or rejected
     status: int  # HTTP status replied
     error_code: str | None = None  # Twirp error code when status != 200 (None if plain text)
+    # time.perf_counter() when the call was handled (benchmarks time requests against it)
+    at: float = field(default_factory=time.perf_counter)
 
 
 @dataclass

@@ -31,9 +31,15 @@ def test_plans_carry_the_reference_limits(db):
 def test_create_tenant_prints_one_json_line_that_works(db):
     out = StringIO()
     call_command(
-        "create_tenant", "Globex", "--plan", "starter", "--admin-email", "Ops@Globex.test",
-        "--json", stdout=out,
-    )  # fmt: skip
+        "create_tenant",
+        "Globex",
+        "--plan",
+        "starter",
+        "--admin-email",
+        "Ops@Globex.test",
+        "--json",
+        stdout=out,
+    )
     lines = out.getvalue().strip().splitlines()
     assert len(lines) == 1
     data = json.loads(lines[0])
@@ -106,6 +112,10 @@ def test_django_admin_works_for_staff(db):
     admin = User.objects.create_superuser("root", "root@parley.test", "pw-123456789")
     client = Client()
     client.force_login(admin)
-    for path in ["/admin/", "/admin/accounts/tenant/", "/admin/accounts/apikey/",
-                 "/admin/conferences/room/"]:  # fmt: skip
+    for path in [
+        "/admin/",
+        "/admin/accounts/tenant/",
+        "/admin/accounts/apikey/",
+        "/admin/conferences/room/",
+    ]:
         assert client.get(path).status_code == 200, path

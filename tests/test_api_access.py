@@ -175,3 +175,24 @@ def test_a_crash_under_the_api_answers_500_with_the_envelope(db):
     assert body["error"]["code"] == "INTERNAL_ERROR"
     assert body["error"]["request_id"] == request.request_id
     assert b"boom" not in response.content and b"Traceback" not in response.content
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/rooms/abc%00def", "/api/v1/rooms/abc%00def/tokens", "/api/rooms/my%00show"],
+)
+def test_nul_bytes_in_paths_are_404_not_500(api, path):
+    response = api.get(path) if "tokens" not in path else api.post(path, {"name": "x"})
+    assert response.status_code in (404, 405), response.content
+
+
+def test_nul_byte_in_the_api_key_is_401(db):
+    response = Client().get(
+        "/api/v1/rooms", headers={"X-API-Key": "pk_0123456789a\x00_" + "x" * 40}
+    )
+    assert_error(response, 401, "UNAUTHORIZED")
+
+
+def test_deeply_nested_json_is_400(api):
+    raw = "[" * 100_000 + "]" * 100_000
+    assert_error(api.request("POST", "/api/v1/rooms", raw=raw), 400, "INVALID_JSON")

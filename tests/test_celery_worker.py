@@ -69,13 +69,26 @@ class Processes:
         log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
         self.procs[name] = subprocess.Popen(
             [str(ROOT / ".venv/bin/celery"), "-A", "dashboard", *args],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
 
     def worker(self, name: str = "worker") -> None:
-        self.start(name, "worker", "--pool=threads", "--concurrency=4", "-l", "INFO",
-                   "-n", f"{name}@%h", "--without-gossip", "--without-mingle")  # fmt: skip
+        self.start(
+            name,
+            "worker",
+            "--pool=threads",
+            "--concurrency=4",
+            "-l",
+            "INFO",
+            "-n",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        )
         self.wait_log(name, "ready.")
 
     def beat(self) -> None:
@@ -133,9 +146,15 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1):
 
 def scheduled_room(owner, *, start_in: float, length: float = 3600):
     start = (timezone.now() + dt.timedelta(seconds=start_in)).replace(microsecond=0)
-    room = room_services.create_room(tenant=owner.tenant, data={
-        "name": "On time", "room_type": "scheduled", "start_time": start,
-        "end_time": start + dt.timedelta(seconds=length)})  # fmt: skip
+    room = room_services.create_room(
+        tenant=owner.tenant,
+        data={
+            "name": "On time",
+            "room_type": "scheduled",
+            "start_time": start,
+            "end_time": start + dt.timedelta(seconds=length),
+        },
+    )
     return room, Occurrence.objects.get(room=room)
 
 

@@ -19,8 +19,9 @@ def local_starts(value, start_local, zone, *, count=None, until_local=None, afte
     start = start_local.replace(tzinfo=zone).astimezone(UTC)
     rule = recurrence.parse(value, start=start, zone=zone)
     before = (until_local or start_local + dt.timedelta(days=800)).replace(tzinfo=zone)
-    got = recurrence.expand(rule, start=start, zone=zone, after=after or start,
-                            before=before.astimezone(UTC))  # fmt: skip
+    got = recurrence.expand(
+        rule, start=start, zone=zone, after=after or start, before=before.astimezone(UTC)
+    )
     pairs = got[:count] if count else got
     return [(local, utc) for local, utc in pairs]
 
@@ -68,25 +69,41 @@ def test_ambiguous_fall_back_time_takes_its_first_occurrence():
     "rule, first, expected_days",
     [
         # The 31st: months without one are skipped (RFC 5545), not moved to the 30th.
-        ("FREQ=MONTHLY;COUNT=5", dt.datetime(2027, 1, 31, 9), ["01-31", "03-31", "05-31",
-                                                                "07-31", "08-31"]),
-        ("FREQ=MONTHLY;BYMONTHDAY=-1;COUNT=4", dt.datetime(2027, 1, 31, 9),
-         ["01-31", "02-28", "03-31", "04-30"]),
-        ("FREQ=MONTHLY;BYMONTHDAY=30;COUNT=3", dt.datetime(2027, 1, 30, 9),
-         ["01-30", "03-30", "04-30"]),
+        (
+            "FREQ=MONTHLY;COUNT=5",
+            dt.datetime(2027, 1, 31, 9),
+            ["01-31", "03-31", "05-31", "07-31", "08-31"],
+        ),
+        (
+            "FREQ=MONTHLY;BYMONTHDAY=-1;COUNT=4",
+            dt.datetime(2027, 1, 31, 9),
+            ["01-31", "02-28", "03-31", "04-30"],
+        ),
+        (
+            "FREQ=MONTHLY;BYMONTHDAY=30;COUNT=3",
+            dt.datetime(2027, 1, 30, 9),
+            ["01-30", "03-30", "04-30"],
+        ),
         # Last Friday of each month.
-        ("FREQ=MONTHLY;BYDAY=-1FR;COUNT=3", dt.datetime(2027, 1, 29, 9),
-         ["01-29", "02-26", "03-26"]),
+        (
+            "FREQ=MONTHLY;BYDAY=-1FR;COUNT=3",
+            dt.datetime(2027, 1, 29, 9),
+            ["01-29", "02-26", "03-26"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_month_ends(rule, first, expected_days):
     pairs = local_starts(rule, first, BERLIN)
     assert [p[0].strftime("%m-%d") for p in pairs] == expected_days
 
 
 def test_leap_day_yearly_only_in_leap_years():
-    pairs = local_starts("FREQ=YEARLY;COUNT=3", dt.datetime(2028, 2, 29, 10), NEW_YORK,
-                         until_local=dt.datetime(2045, 1, 1))  # fmt: skip
+    pairs = local_starts(
+        "FREQ=YEARLY;COUNT=3",
+        dt.datetime(2028, 2, 29, 10),
+        NEW_YORK,
+        until_local=dt.datetime(2045, 1, 1),
+    )
     assert [p[0].year for p in pairs] == [2028, 2032, 2036]
 
 
@@ -110,12 +127,15 @@ def test_until_in_utc_is_inclusive():
 @pytest.mark.parametrize(
     "value, first_weekdays",
     [
-        ({"frequency": "weekly", "weekdays": ["MO", "WE"], "count": 4}, ["Mon", "Wed", "Mon", "Wed"]),  # noqa: E501
+        (
+            {"frequency": "weekly", "weekdays": ["MO", "WE"], "count": 4},
+            ["Mon", "Wed", "Mon", "Wed"],
+        ),  # noqa: E501
         ({"frequency": "weekly", "weekdays": ["monday", "friday"], "count": 2}, ["Mon", "Fri"]),
         ({"frequency": "daily", "interval": 2, "count": 3}, ["Mon", "Wed", "Fri"]),
         ({"frequency": "monthly", "count": 2}, ["Mon", "Wed"]),  # 2027-03-01, 2027-04-01? see below
     ],
-)  # fmt: skip
+)
 def test_plain_object_rules(value, first_weekdays):
     pairs = local_starts(value, dt.datetime(2027, 3, 1, 9), BERLIN)  # a Monday
     if value["frequency"] == "monthly":
@@ -169,6 +189,7 @@ def test_unknown_zones_are_rejected(name):
 
 def test_text_round_trip():
     start = dt.datetime(2027, 3, 1, 8, tzinfo=UTC)
-    rule = recurrence.parse("RRULE:FREQ=WEEKLY;BYDAY=MO\nEXDATE:20270308T090000", start=start,
-                            zone=BERLIN)  # fmt: skip
+    rule = recurrence.parse(
+        "RRULE:FREQ=WEEKLY;BYDAY=MO\nEXDATE:20270308T090000", start=start, zone=BERLIN
+    )
     assert recurrence.from_text(rule.as_text()) == rule

@@ -22,10 +22,25 @@ REFERENCE_EXAMPLE = {
     "host_controls": {"mute_all": True, "disable_video": True, "kick_participants": True},
 }
 EXAMPLE_RESPONSE_FIELDS = {
-    "id", "room_id", "name", "room_type", "media_type", "max_participants", "access_type",
-    "status", "start_time", "end_time", "recording_enabled", "screen_sharing_enabled",
-    "chat_enabled", "waiting_room_enabled", "video_quality", "join_url", "host_url", "created_at",
-}  # fmt: skip
+    "id",
+    "room_id",
+    "name",
+    "room_type",
+    "media_type",
+    "max_participants",
+    "access_type",
+    "status",
+    "start_time",
+    "end_time",
+    "recording_enabled",
+    "screen_sharing_enabled",
+    "chat_enabled",
+    "waiting_room_enabled",
+    "video_quality",
+    "join_url",
+    "host_url",
+    "created_at",
+}
 
 
 def test_reference_example_request_creates_the_room(pro, api):

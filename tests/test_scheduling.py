@@ -41,8 +41,12 @@ def occurrences(api, room, query=""):
 class TestCreate:
     def test_one_off_scheduled_room_has_one_occurrence(self, api):
         start = soon(days=1)
-        room = create(api, room_type="scheduled", start_time=iso(start),
-                      end_time=iso(start + dt.timedelta(hours=1)))  # fmt: skip
+        room = create(
+            api,
+            room_type="scheduled",
+            start_time=iso(start),
+            end_time=iso(start + dt.timedelta(hours=1)),
+        )
         assert room["status"] == "scheduled" and room["recurrence"] is None
         [occ] = occurrences(api, room)
         assert occ["start_time"] == iso(start) and occ["status"] == "scheduled"
@@ -51,19 +55,28 @@ class TestCreate:
 
     def test_recurring_weekly_in_berlin_keeps_nine_oclock_across_dst(self, api):
         # 09:00 Berlin on Monday 2027-03-15; DST starts 2027-03-28.
-        room = create(api, room_type="scheduled", recurring=True, timezone="Europe/Berlin",
-                      start_time="2027-03-15T09:00:00+01:00", end_time="2027-03-15T10:00:00+01:00",
-                      recurrence={"frequency": "weekly", "count": 4})  # fmt: skip
+        room = create(
+            api,
+            room_type="scheduled",
+            recurring=True,
+            timezone="Europe/Berlin",
+            start_time="2027-03-15T09:00:00+01:00",
+            end_time="2027-03-15T10:00:00+01:00",
+            recurrence={"frequency": "weekly", "count": 4},
+        )
         assert room["recurrence"].startswith("RRULE:FREQ=WEEKLY")
         assert room["timezone"] == "Europe/Berlin"
         occ = occurrences(api, room)
         assert [o["local_start"][11:16] for o in occ] == ["09:00"] * 4
         assert [o["start_time"] for o in occ] == [
-            "2027-03-15T08:00:00Z", "2027-03-22T08:00:00Z",
-            "2027-03-29T07:00:00Z", "2027-04-05T07:00:00Z",
-        ]  # fmt: skip
-        assert all(o["end_time"][11:13] == str(int(o["start_time"][11:13]) + 1).zfill(2)
-                   for o in occ)  # fmt: skip
+            "2027-03-15T08:00:00Z",
+            "2027-03-22T08:00:00Z",
+            "2027-03-29T07:00:00Z",
+            "2027-04-05T07:00:00Z",
+        ]
+        assert all(
+            o["end_time"][11:13] == str(int(o["start_time"][11:13]) + 1).zfill(2) for o in occ
+        )
 
     def test_recurring_without_rule_repeats_weekly(self, api):
         start = soon(days=1)
@@ -79,9 +92,13 @@ class TestCreate:
         assert gaps == {dt.timedelta(weeks=1)}  # the tenant's zone is UTC: no DST
 
     def test_rrule_text_with_exdate(self, api):
-        room = create(api, recurring=True, timezone="America/New_York",
-                      start_time="2027-01-04T09:00:00-05:00",
-                      recurrence="RRULE:FREQ=DAILY;COUNT=5\nEXDATE:20270106T090000")  # fmt: skip
+        room = create(
+            api,
+            recurring=True,
+            timezone="America/New_York",
+            start_time="2027-01-04T09:00:00-05:00",
+            recurrence="RRULE:FREQ=DAILY;COUNT=5\nEXDATE:20270106T090000",
+        )
         days = [o["local_start"][:10] for o in occurrences(api, room)]
         assert days == ["2027-01-04", "2027-01-05", "2027-01-07", "2027-01-08"]
 
@@ -94,43 +111,85 @@ class TestCreate:
     @pytest.mark.parametrize(
         "body, field",
         [
-            ({"recurring": True, "start_time": "2027-01-04T09:00:00Z",
-              "recurrence": "FREQ=HOURLY"}, "recurrence"),
-            ({"recurring": True, "start_time": "2027-01-04T09:00:00Z",
-              "recurrence": "FREQ=WEEKLY;UNTIL=20260101T000000Z"}, "recurrence"),
-            ({"recurring": True, "start_time": "2027-01-04T09:00:00Z",
-              "recurrence": "FREQ=DAILY;COUNT=100000"}, "recurrence"),
-            ({"recurring": True, "start_time": "2027-01-04T09:00:00Z",
-              "recurrence": {"frequency": "fortnightly"}}, "recurrence"),
-            ({"recurring": True, "start_time": "2027-01-04T09:00:00Z",
-              "timezone": "Mars/Base"}, "timezone"),
-            ({"recurring": False, "start_time": "2027-01-04T09:00:00Z",
-              "room_type": "scheduled", "recurrence": "FREQ=DAILY"}, "recurrence"),
+            (
+                {
+                    "recurring": True,
+                    "start_time": "2027-01-04T09:00:00Z",
+                    "recurrence": "FREQ=HOURLY",
+                },
+                "recurrence",
+            ),
+            (
+                {
+                    "recurring": True,
+                    "start_time": "2027-01-04T09:00:00Z",
+                    "recurrence": "FREQ=WEEKLY;UNTIL=20260101T000000Z",
+                },
+                "recurrence",
+            ),
+            (
+                {
+                    "recurring": True,
+                    "start_time": "2027-01-04T09:00:00Z",
+                    "recurrence": "FREQ=DAILY;COUNT=100000",
+                },
+                "recurrence",
+            ),
+            (
+                {
+                    "recurring": True,
+                    "start_time": "2027-01-04T09:00:00Z",
+                    "recurrence": {"frequency": "fortnightly"},
+                },
+                "recurrence",
+            ),
+            (
+                {"recurring": True, "start_time": "2027-01-04T09:00:00Z", "timezone": "Mars/Base"},
+                "timezone",
+            ),
+            (
+                {
+                    "recurring": False,
+                    "start_time": "2027-01-04T09:00:00Z",
+                    "room_type": "scheduled",
+                    "recurrence": "FREQ=DAILY",
+                },
+                "recurrence",
+            ),
             ({"recurring": True}, "start_time"),
-            ({"recurrence": 7, "room_type": "scheduled", "start_time": "2027-01-04T09:00:00Z"},
-             "recurrence"),
+            (
+                {"recurrence": 7, "room_type": "scheduled", "start_time": "2027-01-04T09:00:00Z"},
+                "recurrence",
+            ),
             ({"auto_close_config": {"type": "never"}}, "auto_close_config"),
             ({"auto_close_config": {"duration": 0}}, "auto_close_config"),
             ({"join_before_minutes": -1}, "join_before_minutes"),
         ],
-    )  # fmt: skip
+    )
     def test_bad_schedules_are_rejected(self, api, body, field):
-        assert_error(api.post("/api/v1/rooms", {"name": "Bad", **body}), 400,
-                     "INVALID_PARAMETER", field)  # fmt: skip
+        assert_error(
+            api.post("/api/v1/rooms", {"name": "Bad", **body}), 400, "INVALID_PARAMETER", field
+        )
         assert Room.objects.count() == 0 and Occurrence.objects.count() == 0
 
     def test_patching_the_schedule_replaces_future_occurrences(self, api):
-        room = create(api, recurring=True, start_time="2027-01-04T09:00:00Z",
-                      recurrence="FREQ=DAILY;COUNT=3")  # fmt: skip
-        response = api.patch(f"/api/v1/rooms/{room['room_id']}",
-                             {"recurrence": "FREQ=WEEKLY;COUNT=2"})  # fmt: skip
+        room = create(
+            api, recurring=True, start_time="2027-01-04T09:00:00Z", recurrence="FREQ=DAILY;COUNT=3"
+        )
+        response = api.patch(
+            f"/api/v1/rooms/{room['room_id']}", {"recurrence": "FREQ=WEEKLY;COUNT=2"}
+        )
         assert response.status_code == 200, response.content
         assert [o["start_time"] for o in occurrences(api, room)] == [
-            "2027-01-04T09:00:00Z", "2027-01-11T09:00:00Z"]  # fmt: skip
+            "2027-01-04T09:00:00Z",
+            "2027-01-11T09:00:00Z",
+        ]
         # Moving the start keeps the rule.
         api.patch(f"/api/v1/rooms/{room['room_id']}", {"start_time": "2027-01-05T10:00:00Z"})
         assert [o["start_time"] for o in occurrences(api, room)] == [
-            "2027-01-05T10:00:00Z", "2027-01-12T10:00:00Z"]  # fmt: skip
+            "2027-01-05T10:00:00Z",
+            "2027-01-12T10:00:00Z",
+        ]
 
     def test_making_a_scheduled_room_ordinary_drops_its_occurrences(self, api):
         room = create(api, room_type="scheduled", start_time=iso(soon(days=1)))
@@ -142,9 +201,14 @@ class TestCreate:
 class TestEdits:
     @pytest.fixture
     def series(self, api):
-        return create(api, recurring=True, timezone="Europe/Berlin",
-                      start_time="2027-03-15T09:00:00+01:00", end_time="2027-03-15T10:00:00+01:00",
-                      recurrence={"frequency": "weekly", "count": 5})  # fmt: skip
+        return create(
+            api,
+            recurring=True,
+            timezone="Europe/Berlin",
+            start_time="2027-03-15T09:00:00+01:00",
+            end_time="2027-03-15T10:00:00+01:00",
+            recurrence={"frequency": "weekly", "count": 5},
+        )
 
     def test_move_one_occurrence(self, api, series):
         occ = occurrences(api, series)
@@ -166,19 +230,30 @@ class TestEdits:
         assert api.delete(path).json()["status"] == "cancelled"
         statuses = [o["status"] for o in occurrences(api, series)]
         assert statuses == ["scheduled", "scheduled", "cancelled", "scheduled", "scheduled"]
-        assert_error(api.patch(path, {"start_time": "2027-04-01T10:00:00Z"}), 409,
-                     "OCCURRENCE_NOT_EDITABLE")  # fmt: skip
+        assert_error(
+            api.patch(path, {"start_time": "2027-04-01T10:00:00Z"}), 409, "OCCURRENCE_NOT_EDITABLE"
+        )
 
     def test_change_the_series_from_one_occurrence_on(self, api, series):
         occ = occurrences(api, series)
         path = f"/api/v1/rooms/{series['room_id']}/occurrences/{occ[2]['occurrence_id']}"
-        response = api.patch(path, {"scope": "following",
-                                    "start_time": "2027-03-29T11:00:00+02:00",
-                                    "end_time": "2027-03-29T12:30:00+02:00"})  # fmt: skip
+        response = api.patch(
+            path,
+            {
+                "scope": "following",
+                "start_time": "2027-03-29T11:00:00+02:00",
+                "end_time": "2027-03-29T12:30:00+02:00",
+            },
+        )
         assert response.status_code == 200, response.content
         after = occurrences(api, series)
-        assert [o["local_start"][11:16] for o in after] == ["09:00", "09:00", "11:00", "11:00",
-                                                              "11:00"]  # fmt: skip
+        assert [o["local_start"][11:16] for o in after] == [
+            "09:00",
+            "09:00",
+            "11:00",
+            "11:00",
+            "11:00",
+        ]
         assert len(after) == 5  # COUNT=5 holds across the split
         assert after[3]["end_time"] == "2027-04-05T10:30:00Z"
 
@@ -198,12 +273,18 @@ class TestEdits:
 
     @pytest.mark.parametrize(
         "body, field",
-        [({"start_time": "soon"}, "start_time"), ({"scope": "all"}, "scope"),
-         ({"recurrence": "FREQ=DAILY"}, "recurrence"), ({"colour": 1}, "colour"),
-         ({"scope": "following", "recurrence": "FREQ=MINUTELY"}, "recurrence"),
-         ({"start_time": "2027-03-23T14:00:00Z", "end_time": "2027-03-23T13:00:00Z"},
-          "end_time")],
-    )  # fmt: skip
+        [
+            ({"start_time": "soon"}, "start_time"),
+            ({"scope": "all"}, "scope"),
+            ({"recurrence": "FREQ=DAILY"}, "recurrence"),
+            ({"colour": 1}, "colour"),
+            ({"scope": "following", "recurrence": "FREQ=MINUTELY"}, "recurrence"),
+            (
+                {"start_time": "2027-03-23T14:00:00Z", "end_time": "2027-03-23T13:00:00Z"},
+                "end_time",
+            ),
+        ],
+    )
     def test_bad_edits(self, api, series, body, field):
         occ = occurrences(api, series)
         path = f"/api/v1/rooms/{series['room_id']}/occurrences/{occ[1]['occurrence_id']}"
@@ -225,8 +306,12 @@ class TestEdits:
 
     @pytest.mark.parametrize("count", [2, 40])
     def test_list_query_count_is_constant(self, api, count):
-        room = create(api, recurring=True, start_time="2027-01-04T09:00:00Z",
-                      recurrence=f"FREQ=DAILY;COUNT={count}")  # fmt: skip
+        room = create(
+            api,
+            recurring=True,
+            start_time="2027-01-04T09:00:00Z",
+            recurrence=f"FREQ=DAILY;COUNT={count}",
+        )
         with CaptureQueriesContext(connection) as queries:
             assert len(occurrences(api, room, "?limit=100")) == count
         # key+tenant+plan, room, COUNT(*), the page joined with its schedule
@@ -235,8 +320,13 @@ class TestEdits:
 
 def make_due(owner, *, start_in=dt.timedelta(seconds=0), length=dt.timedelta(hours=1), **extra):
     start = timezone.now() + start_in
-    data = {"name": "Due", "room_type": "scheduled", "start_time": start,
-            "end_time": start + length, **extra}  # fmt: skip
+    data = {
+        "name": "Due",
+        "room_type": "scheduled",
+        "start_time": start,
+        "end_time": start + length,
+        **extra,
+    }
     room = room_services.create_room(tenant=owner.tenant, data=data)
     return room, Occurrence.objects.get(room=room)
 
@@ -283,12 +373,19 @@ class TestStartsAndCloses:
 
     def test_close_at_end_time_then_wait_for_the_next(self, owner, livekit):
         start = timezone.now()
-        room = room_services.create_room(tenant=owner.tenant, data={
-            "name": "Daily", "room_type": "scheduled", "recurring": True,
-            "start_time": start, "end_time": start + dt.timedelta(minutes=30),
-            "recurrence": schedule_services.recurrence.parse(
-                "FREQ=DAILY;COUNT=3", start=start, zone=dt.UTC),
-        })  # fmt: skip
+        room = room_services.create_room(
+            tenant=owner.tenant,
+            data={
+                "name": "Daily",
+                "room_type": "scheduled",
+                "recurring": True,
+                "start_time": start,
+                "end_time": start + dt.timedelta(minutes=30),
+                "recurrence": schedule_services.recurrence.parse(
+                    "FREQ=DAILY;COUNT=3", start=start, zone=dt.UTC
+                ),
+            },
+        )
         first = Occurrence.objects.filter(room=room).order_by("start_time").first()
         assert room_services.start_occurrence(occurrence_pk=first.pk) == "started"
         session = RoomSession.objects.get()
@@ -387,10 +484,18 @@ class TestDispatcher:
 
     def test_window_is_extended(self, owner):
         start = timezone.now() + dt.timedelta(hours=1)
-        room = room_services.create_room(tenant=owner.tenant, data={
-            "name": "Forever", "room_type": "scheduled", "recurring": True, "start_time": start,
-            "recurrence": schedule_services.recurrence.parse("FREQ=DAILY", start=start,
-                                                             zone=dt.UTC)})  # fmt: skip
+        room = room_services.create_room(
+            tenant=owner.tenant,
+            data={
+                "name": "Forever",
+                "room_type": "scheduled",
+                "recurring": True,
+                "start_time": start,
+                "recurrence": schedule_services.recurrence.parse(
+                    "FREQ=DAILY", start=start, zone=dt.UTC
+                ),
+            },
+        )
         count = Occurrence.objects.filter(room=room).count()
         assert 59 <= count <= 61
         assert schedule_services.extend_windows(now=timezone.now() + dt.timedelta(days=10)) >= 9

@@ -28,3 +28,13 @@ class InvalidState(ServiceError):
 class Unavailable(ServiceError):
     status = 503
     code = "LIVEKIT_UNAVAILABLE"
+
+
+class Missing(ServiceError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class Conflict(ServiceError):
+    status = 409
+    code = "CONFLICT"

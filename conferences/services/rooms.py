@@ -9,6 +9,7 @@ transaction, before anything is written, so a LiveKit failure leaves no trace.
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,8 +22,15 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 from conferences import events, livekit
-from conferences.models import Occurrence, Room, RoomSession, Schedule, default_host_controls
-from conferences.roles import Role, attributes_for, grants_for
+from conferences.models import (
+    Occurrence,
+    Participant,
+    Room,
+    RoomSession,
+    Schedule,
+    default_host_controls,
+)
+from conferences.roles import attributes_for, default_role, grants_for
 
 from . import schedule as schedule_services
 from .errors import InvalidState, LimitExceeded, Unavailable
@@ -42,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
 SETTINGS_FIELDS = (
     "name room_type media_type max_participants access_type start_time end_time recurring "
     "recording_enabled screen_sharing_enabled chat_enabled waiting_room_enabled video_quality "
-    "audio_only_mode custom_logo_url timezone join_before_minutes"
+    "audio_only_mode custom_logo_url timezone join_before_minutes allow_webinar_mode max_speakers"
 ).split()
 
 
@@ -101,8 +109,9 @@ def create_room(*, tenant: Tenant, data: dict[str, Any]) -> Room:
 
 def _schedule(room: Room, data: dict[str, Any], *, replace: bool) -> None:
     rule = data.get("recurrence") if room.recurring else None
-    args = dict(room=room, start=room.start_time, end=room.end_time, zone_name=room.timezone,
-                rule=rule)  # fmt: skip
+    args = dict(
+        room=room, start=room.start_time, end=room.end_time, zone_name=room.timezone, rule=rule
+    )
     if replace:
         schedule_services.replace_schedule(**args)
     else:
@@ -146,7 +155,14 @@ def delete_room(*, room: Room) -> None:
 
 
 def _check_concurrency(room: Room) -> None:
-    """Lock the tenant row, then count its live rooms against the plan."""
+    """Count the tenant's live rooms against its plan, with the tenant row locked so two
+    rooms going live at once cannot both take the last slot. Unlimited plans skip the lock
+    (it would serialise every start of the tenant)."""
+    limit = Tenant.objects.filter(pk=room.tenant_id).values_list(
+        "plan__max_concurrent_rooms", flat=True
+    )[0]
+    if limit is None:
+        return
     tenant = Tenant.objects.select_for_update().select_related("plan").get(pk=room.tenant_id)
     limit = tenant.plan.max_concurrent_rooms
     if limit is None:
@@ -242,14 +258,17 @@ def _livekit_delete(room: Room) -> None:
         raise Unavailable("The media server is unavailable; try again shortly") from None
 
 
-def _end_session(room: Room, now: datetime) -> None:
+def _end_session(room: Room, now: datetime, *, on_livekit: bool = True) -> None:
     """Room is locked by the caller: close it on LiveKit (first: a failure writes nothing),
     then end its session and occurrence, deactivate if so configured, settle its status."""
-    if room.live_since is not None:
+    if room.live_since is not None and on_livekit:
         _livekit_delete(room)
     open_sessions = RoomSession.objects.filter(room=room, ended_at__isnull=True)
     occurrence_ids = [pk for pk in open_sessions.values_list("occurrence_id", flat=True) if pk]
     open_sessions.update(ended_at=now)
+    Participant.objects.filter(room=room, left_at__isnull=True).update(
+        left_at=now, hand_raised_at=None, invited_at=None
+    )
     Occurrence.objects.filter(room=room, status=Occurrence.Status.LIVE).update(
         status=Occurrence.Status.COMPLETED, ended_at=now
     )
@@ -289,6 +308,13 @@ def stop_room(*, room: Room) -> Room:
     return room
 
 
+def session_ended_by_livekit(*, room: Room, now: datetime) -> None:
+    """LiveKit closed the room itself (everyone left and its empty timeout passed)."""
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    if room.live_since is not None:
+        _end_session(room, now, on_livekit=False)
+
+
 # --- scheduled work (called by Celery tasks) ------------------------------------------------
 
 
@@ -315,9 +341,11 @@ def start_occurrence(*, occurrence_pk: int, now: datetime | None = None) -> str:
                 pk=occurrence_pk, status=Occurrence.Status.SCHEDULED
             ).update(status=Occurrence.Status.MISSED, note="not started before its end"):
                 events.emit_on_commit(
-                    "occurrence.missed", tenant_id=room.tenant_id, room_id=room.room_id,
+                    "occurrence.missed",
+                    tenant_id=room.tenant_id,
+                    room_id=room.room_id,
                     data={"occurrence_id": occurrence.occurrence_id},
-                )  # fmt: skip
+                )
             return "missed"
         if occurrence.start_time > now + timedelta(seconds=1):
             return "early"
@@ -335,9 +363,11 @@ def start_occurrence(*, occurrence_pk: int, now: datetime | None = None) -> str:
             )
         _mark_started(room, now)
         events.emit_on_commit(
-            "occurrence.started", tenant_id=room.tenant_id, room_id=room.room_id,
+            "occurrence.started",
+            tenant_id=room.tenant_id,
+            room_id=room.room_id,
             data={"occurrence_id": occurrence.occurrence_id},
-        )  # fmt: skip
+        )
     return "started"
 
 
@@ -377,12 +407,14 @@ class IssuedToken:
 
 
 def issue_token(
-    *, room: Room, name: str, identity: str | None = None, role: str = Role.PARTICIPANT
+    *, room: Room, name: str, identity: str | None = None, role: str | None = None
 ) -> IssuedToken:
-    """A short-lived LiveKit join token for `room` with exactly the grants of `role`.
+    """A short-lived LiveKit join token for `room` with exactly the grants of a role.
 
-    The room must be open; an open room that is not live yet goes live first (plan limit,
-    LiveKit room created with our settings)."""
+    The role is the one asked for (and then stored for the identity), else the identity's
+    stored role (a promoted speaker's next token carries it), else the room's default
+    (viewer in webinar mode, participant otherwise). The room must be open; an open room
+    that is not live yet goes live first (plan limit, LiveKit room created)."""
     from django.conf import settings
 
     if room.status == Room.Status.SCHEDULED:
@@ -396,12 +428,26 @@ def issue_token(
                 _go_live(locked, timezone.now())
                 _mark_started(locked, locked.live_since)
             room = locked
+    stored = Participant.objects.filter(room=room, identity=identity).first() if identity else None
+    if role is None:
+        role = stored.role if stored is not None else default_role(room)
     identity = identity or f"{role}-{secrets.token_hex(6)}"
+    mic_only = bool(stored and stored.role == role and stored.mic_only)
+    participant = _record_participant(
+        room=room, identity=identity, name=name, role=role, mic_only=mic_only
+    )
     token, expires_at = livekit.mint_token(
         identity=identity,
         name=name,
-        grants=grants_for(role, room),
-        attributes=attributes_for(role),
+        grants=grants_for(role, room, mic_only=mic_only),
+        attributes={
+            k: v
+            for k, v in attributes_for(
+                role, hand_raised=participant.hand_raised_at is not None
+            ).items()
+            if v
+        },
+        metadata=json.dumps({"role": str(role), "displayName": name}),
     )
     return IssuedToken(
         token=token,
@@ -412,6 +458,25 @@ def issue_token(
         role=str(role),
         expires_at=expires_at,
     )
+
+
+def _record_participant(
+    *, room: Room, identity: str, name: str, role: str, mic_only: bool
+) -> Participant:
+    """Store the identity's role in the room (kept across tokens; hand state survives)."""
+    participant, created = Participant.objects.get_or_create(
+        room=room, identity=identity, defaults={"name": name, "role": role, "mic_only": mic_only}
+    )
+    if not created and (
+        participant.name != name
+        or participant.role != role
+        or participant.left_at is not None
+        or participant.mic_only != mic_only
+    ):
+        participant.name, participant.role, participant.mic_only = name, role, mic_only
+        participant.left_at = None
+        participant.save(update_fields=["name", "role", "mic_only", "left_at", "updated_at"])
+    return participant
 
 
 def live_participants(*, room: Room) -> list[livekit.ParticipantDict]:

@@ -38,8 +38,12 @@ def _starts(schedule: Schedule, after: dt.datetime, before: dt.datetime) -> list
     if rule is None:
         return [schedule.start] if after <= schedule.start < before else []
     zone = recurrence.get_zone(schedule.timezone)
-    return [utc for _, utc in recurrence.expand(rule, start=schedule.start, zone=zone,
-                                                after=after, before=before)]  # fmt: skip
+    return [
+        utc
+        for _, utc in recurrence.expand(
+            rule, start=schedule.start, zone=zone, after=after, before=before
+        )
+    ]
 
 
 def materialize(schedule: Schedule, *, until: dt.datetime) -> int:
@@ -182,8 +186,9 @@ def move_occurrence(
     occurrence = Occurrence.objects.select_for_update().get(pk=occurrence.pk)
     _editable(occurrence)
     if end is not None and end <= start:
-        raise ServiceError("The 'end_time' must be after 'start_time'", code="INVALID_PARAMETER",
-                           field="end_time")  # fmt: skip
+        raise ServiceError(
+            "The 'end_time' must be after 'start_time'", code="INVALID_PARAMETER", field="end_time"
+        )
     occurrence.start_time = start
     occurrence.end_time = end
     occurrence.modified = True
@@ -236,8 +241,11 @@ def split_series(*, occurrence: Occurrence, change: SeriesChange) -> Schedule:
     if change.end is not None:
         duration = change.end - start
         if duration <= dt.timedelta(0):
-            raise ServiceError("The 'end_time' must be after 'start_time'",
-                               code="INVALID_PARAMETER", field="end_time")  # fmt: skip
+            raise ServiceError(
+                "The 'end_time' must be after 'start_time'",
+                code="INVALID_PARAMETER",
+                field="end_time",
+            )
     else:
         duration = old.duration
     zone_name = change.zone_name or old.timezone
@@ -310,14 +318,17 @@ def claim_due(*, now: dt.datetime) -> DueWork:
     idempotent, so a duplicate costs a no-op."""
     horizon = now + dt.timedelta(seconds=settings.SCHEDULE_LOOKAHEAD_SECONDS)
     grace = now - dt.timedelta(seconds=settings.SCHEDULE_REDISPATCH_SECONDS)
+    # FOR UPDATE SKIP LOCKED: two overlapping ticks never claim the same rows.
     starts = list(
-        Occurrence.objects.filter(status=Occurrence.Status.SCHEDULED, start_time__lte=horizon)
+        Occurrence.objects.select_for_update(skip_locked=True)
+        .filter(status=Occurrence.Status.SCHEDULED, start_time__lte=horizon)
         .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=grace, start_time__lt=grace))
         .order_by("start_time")
         .values_list("pk", "start_time")[:BATCH]
     )
     closes = list(
-        RoomSession.objects.filter(ended_at__isnull=True, close_at__lte=horizon)
+        RoomSession.objects.select_for_update(skip_locked=True)
+        .filter(ended_at__isnull=True, close_at__lte=horizon)
         .filter(
             Q(close_dispatched_at__isnull=True)
             | Q(close_dispatched_at__lt=grace, close_at__lt=grace)

@@ -249,6 +249,14 @@ class RoomInputSerializer(StrictSerializer):
     join_before_minutes = _field(
         StrictIntegerField, "join_before_minutes", min_value=0, max_value=1440, required=False
     )
+    allow_webinar_mode = _field(StrictBooleanField, "allow_webinar_mode", required=False)
+    max_speakers = StrictIntegerField(
+        min_value=1,
+        max_value=1000,
+        required=False,
+        allow_null=True,
+        error_messages={"null": "", "required": ""},
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         tenant: Tenant = self.context["tenant"]
@@ -375,6 +383,8 @@ class RoomOutputSerializer(serializers.Serializer):
     auto_close_config = AutoCloseField()
     join_before_minutes = serializers.IntegerField()
     deactivated = serializers.BooleanField()
+    allow_webinar_mode = serializers.BooleanField()
+    max_speakers = serializers.IntegerField(allow_null=True)
     whitelist_emails = serializers.ListField(child=serializers.EmailField())
     join_url = serializers.URLField()
     host_url = serializers.URLField()
@@ -424,6 +434,8 @@ def room_to_dict(room: Room, base_url: str) -> dict[str, Any]:
         "auto_close_config": {"type": room.auto_close_type, "duration": room.auto_close_duration},
         "join_before_minutes": room.join_before_minutes,
         "deactivated": room.deactivated_at is not None,
+        "allow_webinar_mode": room.allow_webinar_mode,
+        "max_speakers": room.max_speakers,
         "whitelist_emails": room.whitelist_emails
         if room.access_type == Room.AccessType.WHITELIST
         else [],

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import occurrences, views
+from . import host, occurrences, stage, views
 
 app_name = "v1"
 
@@ -21,6 +21,49 @@ ROUTES = [
     ),
 ]
 
+# Host controls (waiting room, moderation), authorised by API key, host secret or session.
+ROUTES += [
+    ("rooms/<str:room_id>/host/waiting", host.WaitingListView, "host-waiting"),
+    ("rooms/<str:room_id>/host/waiting/admit-all", host.AdmitAllView, "host-admit-all"),
+    ("rooms/<str:room_id>/host/waiting/reject-all", host.RejectAllView, "host-reject-all"),
+    ("rooms/<str:room_id>/host/waiting/<str:entry_id>/admit", host.AdmitView, "host-admit"),
+    ("rooms/<str:room_id>/host/waiting/<str:entry_id>/reject", host.RejectView, "host-reject"),
+    ("rooms/<str:room_id>/host/mute-all", host.MuteAllView, "host-mute-all"),
+    ("rooms/<str:room_id>/host/disable-video", host.DisableVideoView, "host-disable-video"),
+    (
+        "rooms/<str:room_id>/host/participants/<str:identity>/remove",
+        host.RemoveParticipantView,
+        "host-remove",
+    ),
+    ("rooms/<str:room_id>/host/start", host.StartRoomView, "host-start"),
+    ("rooms/<str:room_id>/host/end", host.EndRoomView, "host-end"),
+]
+
+# The host's stage controls (webinar rooms), authorised like the other host actions.
+_S = "rooms/<str:room_id>/host/stage"
+ROUTES += [
+    (_S, host.StageLineupView, "host-stage"),
+    (f"{_S}/hands/lower-all", host.StageLowerAllView, "host-stage-lower-all"),
+    (f"{_S}/<str:identity>/invite", host.StageInviteView, "host-stage-invite"),
+    (f"{_S}/<str:identity>/promote", host.StagePromoteView, "host-stage-promote"),
+    (f"{_S}/<str:identity>/demote", host.StageDemoteView, "host-stage-demote"),
+    (f"{_S}/<str:identity>/remove", host.StageRemoveView, "host-stage-remove"),
+]
+
+# The stage (webinar raise hand / promote), API key only.
+_P = "rooms/<str:room_id>/participants"
+ROUTES += [
+    (f"{_P}/hands", stage.HandQueueView, "hands"),
+    (f"{_P}/hands/lower-all", stage.LowerAllHandsView, "hands-lower-all"),
+    (f"{_P}/<str:identity>", stage.ParticipantStageView, "participant"),
+    (f"{_P}/<str:identity>/hand", stage.HandView, "participant-hand"),
+    (f"{_P}/<str:identity>/invite", stage.InviteView, "participant-invite"),
+    (f"{_P}/<str:identity>/invite/accept", stage.AcceptInviteView, "participant-accept"),
+    (f"{_P}/<str:identity>/invite/decline", stage.DeclineInviteView, "participant-decline"),
+    (f"{_P}/<str:identity>/promote", stage.PromoteView, "participant-promote"),
+    (f"{_P}/<str:identity>/demote", stage.DemoteView, "participant-demote"),
+]
+
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v1:schema"), name="docs"),
@@ -34,5 +77,11 @@ for route, view, name in ROUTES:
 
 
 def schema_without_slash_aliases(endpoints, **kwargs):
-    """drf-spectacular preprocessing hook: document each route once."""
-    return [e for e in endpoints if not (e[0].startswith("/api/v1/rooms") and e[0].endswith("/"))]
+    """drf-spectacular preprocessing hook: document /api/v1/ only (the compatibility facades
+    follow their own references), each route once."""
+    return [
+        e
+        for e in endpoints
+        if e[0].startswith("/api/v1/")
+        and not (e[0].startswith("/api/v1/rooms") and e[0].endswith("/"))
+    ]

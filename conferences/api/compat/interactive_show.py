@@ -1,0 +1,329 @@
+"""The "LiveKit Interactive Show" API (reference/interactive-show-api.txt), served exactly:
+paths, bodies, responses, status codes and `{"error": "..."}` messages. A thin facade over
+the same services as /api/v1/, authenticated with the tenant's X-API-Key.
+
+A show is addressed by `roomName`: the tenant's newest open room of that name, created on the
+first join (webinar mode, one guest at a time). Identities are the participant names given
+at join. The host is whoever joined as host first; the guest is the one promoted viewer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from django.http import JsonResponse
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from conferences import livekit
+from conferences.models import Participant, Room
+from conferences.roles import HOST_ROLES, Role
+from conferences.services import rooms as room_services
+from conferences.services import stage
+from conferences.services.errors import ServiceError
+
+from ..auth import ApiKeyAuthentication, HasTenant, PlanRateThrottle
+
+logger = logging.getLogger(__name__)
+
+
+class ShowError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        self.status, self.message = status, message
+
+
+class ShowView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasTenant]
+    throttle_classes = [PlanRateThrottle]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, ShowError):
+            status, message = exc.status, exc.message
+        elif isinstance(exc, ServiceError):
+            status, message = exc.status, exc.message
+        elif isinstance(exc, exceptions.ParseError):
+            status, message = 400, "Request body is not valid JSON"
+        elif isinstance(exc, exceptions.Throttled):
+            status, message = 429, "Too many requests"
+        elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            status, message = 401, "Missing or invalid API key"
+        elif isinstance(exc, exceptions.APIException):
+            status, message = exc.status_code, str(exc.detail)
+        else:
+            logger.exception("Interactive-show API crashed")
+            status, message = 500, "Internal server error"
+        response = Response({"error": message}, status=status)
+        if isinstance(exc, exceptions.Throttled) and exc.wait:
+            response["Retry-After"] = str(int(exc.wait))
+        return response
+
+    def finalize_response(self, request: Request, response: Response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        state = getattr(request, "rate_state", None)
+        if state is not None:
+            for header, value in state.headers().items():
+                response[header] = value
+        return response
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if any("\x00" in str(value) for value in kwargs.values()):
+            raise ShowError(404, "Not found")
+
+    def body(self, request: Request) -> dict[str, Any]:
+        data = request.data
+        if not isinstance(data, dict):
+            raise ShowError(400, "Request body must be a JSON object")
+        return data
+
+    def show(self, request: Request, room_name: str) -> Room:
+        room = (
+            Room.objects.for_tenant(request.tenant)
+            .filter(name=room_name)
+            .exclude(status=Room.Status.COMPLETED)
+            .order_by("-pk")
+            .first()
+        )
+        if room is None:
+            raise ShowError(404, "Room not found")
+        return room
+
+    def require_host(self, room: Room, identity: str, message: str) -> None:
+        if (
+            not Participant.objects.present()
+            .filter(room=room, identity=identity, role__in=HOST_ROLES)
+            .exists()
+        ):
+            raise ShowError(403, message)
+
+
+def _text(data: dict[str, Any], *names: str) -> list[str] | None:
+    values = [data.get(n) for n in names]
+    if not all(isinstance(v, str) and v.strip() and "\x00" not in v for v in values):
+        return None
+    return [v.strip() for v in values]
+
+
+class JoinView(ShowView):
+    def post(self, request: Request) -> Response:
+        data = self.body(request)
+        names = _text(data, "roomName", "participantName")
+        if names is None:
+            raise ShowError(400, "roomName and participantName are required")
+        room_name, participant_name = names
+        role = data.get("role", "viewer")
+        if role not in ("host", "viewer"):
+            raise ShowError(400, "role must be 'host' or 'viewer'")
+        if not 3 <= len(room_name) <= 100 or len(participant_name) > 100:
+            raise ShowError(400, "roomName must be 3-100 and participantName 1-100 characters")
+        room = (
+            Room.objects.for_tenant(request.tenant)
+            .filter(name=room_name)
+            .exclude(status=Room.Status.COMPLETED)
+            .order_by("-pk")
+            .first()
+        )
+        if room is None:
+            room = room_services.create_room(
+                tenant=request.tenant,
+                data={"name": room_name, "allow_webinar_mode": True, "max_speakers": 1},
+            )
+        if role == "host":
+            taken = (
+                Participant.objects.present()
+                .filter(room=room, role__in=HOST_ROLES)
+                .exclude(identity=participant_name)
+                .exists()
+            )
+            if taken:
+                raise ShowError(409, "Room already has a host")
+        issued = room_services.issue_token(
+            room=room,
+            name=participant_name,
+            identity=participant_name,
+            role=Role.HOST if role == "host" else Role.VIEWER,
+        )
+        return Response(
+            {"token": issued.token, "wsUrl": issued.ws_url, "roomName": room_name, "role": role}
+        )
+
+
+class RoomsView(ShowView):
+    def get(self, request: Request) -> Response:
+        live = list(Room.objects.for_tenant(request.tenant).live().order_by("pk"))
+        if not live:
+            return Response({"rooms": []})
+        on_livekit = {r["name"]: r for r in _livekit_rooms([room.livekit_name for room in live])}
+        rooms = []
+        for room in live:
+            info = on_livekit.get(room.livekit_name)
+            if info is not None:
+                rooms.append(
+                    {
+                        "name": room.name,
+                        "sid": info["sid"],
+                        "numParticipants": info["num_participants"],
+                        "creationTime": str(info["creation_time"]),
+                    }
+                )
+        return Response({"rooms": rooms})
+
+
+def _livekit_rooms(names: list[str]) -> list[livekit.RoomDict]:
+    try:
+        return livekit.list_rooms(names=names)
+    except livekit.LiveKitUnavailable:
+        raise ShowError(503, "The media server is unavailable") from None
+
+
+class RoomView(ShowView):
+    def get(self, request: Request, room_name: str) -> Response:
+        room = self.show(request, room_name)
+        present = Participant.objects.present().filter(room=room)
+        info = _livekit_rooms([room.livekit_name]) if room.live_since else []
+        return Response(
+            {
+                "room": {
+                    "name": room.name,
+                    "sid": info[0]["sid"] if info else "",
+                    "numParticipants": info[0]["num_participants"] if info else 0,
+                    "hasHost": present.filter(role__in=HOST_ROLES).exists(),
+                    "hasGuest": present.filter(role=Role.SPEAKER).exists(),
+                }
+            }
+        )
+
+    def delete(self, request: Request, room_name: str) -> Response:
+        room = self.show(request, room_name)
+        room_services.stop_room(room=room)
+        return Response({"success": True})
+
+
+class ParticipantsView(ShowView):
+    def get(self, request: Request, room_name: str) -> Response:
+        room = self.show(request, room_name)
+        people = room_services.live_participants(room=room) if room.live_since else []
+        return Response(
+            {
+                "participants": [
+                    {
+                        "sid": p["sid"],
+                        "identity": p["identity"],
+                        "name": p["name"],
+                        "metadata": p["metadata"],
+                        "joinedAt": str(p["joined_at"]),
+                    }
+                    for p in people
+                ]
+            }
+        )
+
+
+class ParticipantView(ShowView):
+    def delete(self, request: Request, room_name: str, identity: str) -> Response:
+        room = self.show(request, room_name)
+        if not Participant.objects.present().filter(room=room, identity=identity).exists():
+            raise ShowError(404, "Participant not found")
+        stage.remove(room=room, identity=identity)
+        return Response({"success": True})
+
+
+class InviteView(ShowView):
+    def post(self, request: Request, room_name: str) -> Response:
+        names = _text(self.body(request), "viewerIdentity", "hostIdentity")
+        if names is None:
+            raise ShowError(400, "viewerIdentity and hostIdentity are required")
+        viewer, host = names
+        room = self.show(request, room_name)
+        self.require_host(room, host, "Only the host can promote viewers to guest")
+        if (
+            Participant.objects.present()
+            .filter(room=room, role=Role.SPEAKER)
+            .exclude(identity=viewer)
+            .exists()
+        ):
+            raise ShowError(403, "Room already has a guest")
+        target = Participant.objects.present().filter(room=room, identity=viewer).first()
+        if target is None:
+            raise ShowError(404, "Participant not found")
+        stage.promote(room=room, identity=viewer)
+        issued = room_services.issue_token(
+            room=room, name=target.name, identity=viewer, role=Role.SPEAKER
+        )
+        return Response(
+            {
+                "success": True,
+                "token": issued.token,
+                "wsUrl": issued.ws_url,
+                "message": f"{viewer} has been promoted to guest",
+            }
+        )
+
+
+class DemoteView(ShowView):
+    def post(self, request: Request, room_name: str) -> Response:
+        names = _text(self.body(request), "guestIdentity", "hostIdentity")
+        if names is None:
+            raise ShowError(400, "guestIdentity and hostIdentity are required")
+        guest, host = names
+        room = self.show(request, room_name)
+        self.require_host(room, host, "Only the host can demote guests")
+        target = Participant.objects.present().filter(room=room, identity=guest).first()
+        if target is None:
+            raise ShowError(404, "Participant not found")
+        stage.demote(room=room, identity=guest)
+        issued = room_services.issue_token(
+            room=room, name=target.name, identity=guest, role=Role.VIEWER
+        )
+        return Response(
+            {
+                "success": True,
+                "token": issued.token,
+                "wsUrl": issued.ws_url,
+                "message": f"{guest} has been demoted to viewer",
+            }
+        )
+
+
+class RemoveGuestView(ShowView):
+    def post(self, request: Request, room_name: str) -> Response:
+        names = _text(self.body(request), "guestIdentity", "hostIdentity")
+        if names is None:
+            raise ShowError(400, "guestIdentity and hostIdentity are required")
+        guest, host = names
+        room = self.show(request, room_name)
+        self.require_host(room, host, "Only the host can remove guests")
+        if not Participant.objects.present().filter(room=room, identity=guest).exists():
+            raise ShowError(404, "Participant not found")
+        stage.remove(room=room, identity=guest)
+        return Response({"success": True, "message": f"{guest} has been removed from the room"})
+
+
+class HandRaiseView(ShowView):
+    def post(self, request: Request, room_name: str) -> Response:
+        data = self.body(request)
+        names = _text(data, "participantIdentity")
+        raised = data.get("raised")
+        if names is None or not isinstance(raised, bool):
+            raise ShowError(400, "participantIdentity and raised are required")
+        room = self.show(request, room_name)
+        if not Participant.objects.present().filter(room=room, identity=names[0]).exists():
+            raise ShowError(404, "Participant not found")
+        stage.set_hand(room=room, identity=names[0], raised=raised)
+        return Response({"success": True, "handRaised": raised})
+
+
+def health(request) -> JsonResponse:
+    now = dt.datetime.now(dt.UTC)
+    return JsonResponse(
+        {"status": "ok", "timestamp": now.isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+    )
+
+
+def not_found(request, rest: str = "") -> JsonResponse:
+    return JsonResponse({"error": "Not found"}, status=404)

@@ -1,0 +1,31 @@
+"""Compatibility facades, mounted at the site root (their references fix the paths)."""
+
+from django.urls import path, re_path
+
+from . import interactive_show as show
+
+urlpatterns = [
+    path("health", show.health, name="show-health"),
+    path("api/rooms/join", show.JoinView.as_view(), name="show-join"),
+    path("api/rooms", show.RoomsView.as_view(), name="show-rooms"),
+    path("api/rooms/<str:room_name>", show.RoomView.as_view(), name="show-room"),
+    path(
+        "api/rooms/<str:room_name>/participants",
+        show.ParticipantsView.as_view(),
+        name="show-participants",
+    ),
+    path(
+        "api/rooms/<str:room_name>/participants/<str:identity>",
+        show.ParticipantView.as_view(),
+        name="show-participant",
+    ),
+    path("api/rooms/<str:room_name>/invite", show.InviteView.as_view(), name="show-invite"),
+    path("api/rooms/<str:room_name>/demote", show.DemoteView.as_view(), name="show-demote"),
+    path(
+        "api/rooms/<str:room_name>/remove-guest",
+        show.RemoveGuestView.as_view(),
+        name="show-remove-guest",
+    ),
+    path("api/rooms/<str:room_name>/hand-raise", show.HandRaiseView.as_view(), name="show-hand"),
+    re_path(r"^api/rooms/(?P<rest>.*)$", show.not_found),
+]

@@ -1,0 +1,314 @@
+"""Room live channels (websockets) of the join page.
+
+* `RoomStatusConsumer` (`/ws/rooms/<room_id>/status`): anyone with the link hears the room
+  open and end, so a scheduled room's page turns into the pre-join by itself.
+* `LobbyConsumer` (`/ws/rooms/<room_id>/lobby/<entry_id>`): a waiting guest's page. Only the
+  session that created the entry may listen; when a host admits it, the token is minted
+  here, for this connection, and sent down it (it never travels through the channel layer).
+  Closing the page takes the entry out of the queue.
+* `HostConsumer` (`/ws/rooms/<room_id>/host`): a host's live view of the queue, and in a
+  webinar room of the stage: raised hands first raised first, speakers, open invitations,
+  and a notice when an invited guest declines.
+* `StageConsumer` (`/ws/rooms/<room_id>/stage?token=<join token>`): a guest's own stage
+  state in a webinar room (its hand, an invitation to speak, its role), proven by the
+  LiveKit join token its page holds.
+
+Every consumer authenticates in `connect()` and re-checks on every message it acts on;
+groups are per room (`room.<room_id>`, domain events, for hosts), per room for lifecycle
+only (`room-status.<room_id>`: opened or ended, for every guest page), per entry
+(`lobby.<entry_id>`) and per participant (`participant.<room_id>.<digest>`, that
+identity's stage events).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from conferences import events, sessions
+from conferences.api.fields import format_datetime
+from conferences.models import Room, WaitingEntry
+from conferences.services import joining
+from conferences.services.errors import ServiceError
+
+LOBBY_EVENTS = frozenset(
+    {
+        "participant.waiting",
+        "participant.admitted",
+        "participant.rejected",
+        "participant.left_lobby",
+    }
+)
+ROOM_EVENTS = frozenset({"room.started", "room.ended", "room.deleted"})
+# Events that change what a host's stage panel shows.
+STAGE_EVENTS = events.PERSONAL_EVENTS | {"participant.joined", "participant.left"}
+
+CLOSE_NOT_FOUND = 4404
+CLOSE_FORBIDDEN = 4403
+
+
+def _room_status(room_id: str) -> dict[str, Any] | None:
+    """The room's phase from the database. No LiveKit call: a room starting with hundreds of
+    pages open must not fan out into as many calls (joining checks "full" authoritatively)."""
+    room = joining.room_by_public_id(room_id)
+    if room is None:
+        return None
+    phase = joining.room_phase(room)
+    starts_at = joining.next_start(room) if phase == "scheduled" else None
+    return {"type": "room", "status": phase, "starts_at": format_datetime(starts_at)}
+
+
+class RoomStatusConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        self.room_id = self.scope["url_route"]["kwargs"]["room_id"]
+        status = await database_sync_to_async(_room_status)(self.room_id)
+        if status is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.group = events.room_status_group(self.room_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send_json(status)
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        # {"type": "refresh"}: the page's clock says the room should be open by now.
+        await self._send_status()
+
+    async def parley_event(self, message: dict[str, Any]) -> None:
+        if message.get("event") in ROOM_EVENTS:
+            await self._send_status()
+
+    async def _send_status(self) -> None:
+        status = await database_sync_to_async(_room_status)(self.room_id)
+        if status is None:
+            await self.send_json({"type": "room", "status": "ended"})
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        await self.send_json(status)
+
+
+def _entry_state(room_id: str, entry_id: str) -> dict[str, Any]:
+    """What a waiting guest's page should do now; mints its token once it is admitted."""
+    entry = joining.lobby_entry(room_id=room_id, entry_id=entry_id)
+    if entry is None:
+        return {"type": "gone"}
+    if entry.status == WaitingEntry.Status.WAITING:
+        return {"type": "waiting"}
+    if entry.status == WaitingEntry.Status.REJECTED:
+        return {"type": "rejected", "message": entry.reason or "The host did not let you in"}
+    if entry.status == WaitingEntry.Status.LEFT:
+        ended = entry.room.status == Room.Status.COMPLETED
+        return {"type": "ended"} if ended else {"type": "gone"}
+    try:
+        issued = joining.token_for_entry(room_id=room_id, entry_id=entry_id)
+    except ServiceError as exc:
+        return {"type": "error", "code": exc.code, "message": exc.message}
+    return {
+        "type": "admitted",
+        "token": issued.token,
+        "ws_url": issued.ws_url,
+        "room_name": issued.room_name,
+        "identity": issued.identity,
+        "name": issued.name,
+        "role": issued.role,
+        "expires_at": format_datetime(issued.expires_at),
+    }
+
+
+class LobbyConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        kwargs = self.scope["url_route"]["kwargs"]
+        self.room_id, self.entry_id = kwargs["room_id"], kwargs["entry_id"]
+        session = self.scope.get("session")
+        owned = session is not None and await database_sync_to_async(sessions.owns_entry)(
+            session, self.room_id, self.entry_id
+        )
+        if not owned:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.groups_joined = [
+            events.lobby_group(self.entry_id),
+            events.room_status_group(self.room_id),
+        ]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        self.done = False
+        await database_sync_to_async(joining.lobby_socket_connected)(entry_id=self.entry_id)
+        await self._deliver()
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if hasattr(self, "done") and not self.done:
+            # The page went away while waiting: leave the queue (no-op once decided).
+            await database_sync_to_async(joining.leave_lobby)(
+                room_id=self.room_id, entry_id=self.entry_id
+            )
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        await self._deliver()
+
+    async def lobby_decided(self, message: dict[str, Any]) -> None:
+        if message.get("entry_id") == self.entry_id:
+            await self._deliver()
+
+    async def parley_event(self, message: dict[str, Any]) -> None:
+        if message.get("event") in ROOM_EVENTS:
+            await self._deliver(room_event=message["event"])
+
+    async def _deliver(self, room_event: str | None = None) -> None:
+        if self.done:
+            return
+        state = await database_sync_to_async(_entry_state)(self.room_id, self.entry_id)
+        if state["type"] == "waiting" and room_event in ("room.ended", "room.deleted"):
+            await database_sync_to_async(joining.leave_lobby)(
+                room_id=self.room_id, entry_id=self.entry_id
+            )
+            state = {"type": "ended"}
+        if state["type"] != "waiting":
+            self.done = True
+        await self.send_json(state)
+
+
+def _host_snapshot(
+    session: Any, user: Any, room_id: str, *, lobby: bool = True, stage: bool = True
+) -> list[dict[str, Any]] | None:
+    """The queue (and, in a webinar room, the stage) if this session is (still) the room's
+    host; None otherwise."""
+    from conferences.api.v1.host import lobby_payload, stage_payload
+
+    visitor = sessions.visitor_for(session, user, room_id)
+    room = joining.host_room_for(room_id=room_id, visitor=visitor)
+    if room is None:
+        return None
+    messages = []
+    if lobby:
+        messages.append(
+            {"type": "lobby", "room_status": joining.room_phase(room), **lobby_payload(room)}
+        )
+    if stage and room.allow_webinar_mode:
+        messages.append({"type": "stage", **stage_payload(room)})
+    return messages
+
+
+class HostConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        self.room_id = self.scope["url_route"]["kwargs"]["room_id"]
+        snapshot = await self._snapshot()
+        if snapshot is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        # Stage updates only for webinar rooms (a reconnect picks up a changed setting).
+        self.stage = any(m["type"] == "stage" for m in snapshot)
+        self.group = events.room_group(self.room_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        for message in snapshot:
+            await self.send_json(message)
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        await self._refresh(lobby=True, stage=self.stage)
+
+    async def parley_event(self, message: dict[str, Any]) -> None:
+        event = message.get("event")
+        lobby = event in LOBBY_EVENTS | ROOM_EVENTS
+        stage = self.stage and event in STAGE_EVENTS
+        if not (lobby or stage):
+            return
+        notice = None
+        if stage and event == "participant.invite_declined":
+            data = message.get("data") or {}
+            notice = {
+                "type": "stage.declined",
+                "identity": data.get("identity"),
+                "name": data.get("name"),
+            }
+        await self._refresh(lobby=lobby, stage=stage, notice=notice)
+
+    async def _snapshot(
+        self, *, lobby: bool = True, stage: bool = True
+    ) -> list[dict[str, Any]] | None:
+        session = self.scope.get("session")
+        if session is None:
+            return None
+        return await database_sync_to_async(_host_snapshot)(
+            session, self.scope.get("user"), self.room_id, lobby=lobby, stage=stage
+        )
+
+    async def _refresh(
+        self, *, lobby: bool, stage: bool, notice: dict[str, Any] | None = None
+    ) -> None:
+        # Re-checks that this session is still the host.
+        snapshot = await self._snapshot(lobby=lobby, stage=stage)
+        if snapshot is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        if notice is not None:
+            await self.send_json(notice)
+        for message in snapshot:
+            await self.send_json(message)
+
+
+def _stage_member(room_id: str, token: str) -> str | None:
+    member = joining.stage_socket_member(room_id=room_id, token=token)
+    return member[1] if member is not None else None
+
+
+def _own_state(room_id: str, identity: str) -> dict[str, Any] | None:
+    from conferences.api.v1.stage import own_stage_state
+
+    participant = joining.own_stage_state(room_id=room_id, identity=identity)
+    return None if participant is None else own_stage_state(participant)
+
+
+class StageConsumer(AsyncJsonWebsocketConsumer):
+    """A guest page's stage socket. Its token is checked in connect(); every message (the
+    page's refresh, an event about this identity) re-reads its state, and the socket closes
+    once the identity is no longer in the room."""
+
+    async def connect(self) -> None:
+        self.room_id = self.scope["url_route"]["kwargs"]["room_id"]
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
+        token = (query.get("token") or [""])[0]
+        identity = await database_sync_to_async(_stage_member)(self.room_id, token)
+        if identity is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.identity = identity
+        self.group = events.participant_group(self.room_id, identity)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self._deliver(None)
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        await self._deliver(None)  # {"type": "refresh"}
+
+    async def parley_event(self, message: dict[str, Any]) -> None:
+        # The group is this identity's own: every event in it is about this guest.
+        await self._deliver(message.get("event"))
+
+    async def _deliver(self, event: str | None) -> None:
+        if getattr(self, "gone", False):
+            return
+        state = await database_sync_to_async(_own_state)(self.room_id, self.identity)
+        if state is None:
+            self.gone = True
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        await self.send_json({"type": "stage", "event": event, **state})

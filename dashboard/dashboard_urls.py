@@ -1,0 +1,57 @@
+"""Routes of the tenant dashboard, under /dashboard/ (namespace `dash`; the overview is also
+named `dashboard`)."""
+
+from django.urls import path
+
+from .views import branding, overview, rooms, schedule, team
+
+app_name = "dash"
+
+urlpatterns = [
+    path("", overview.overview, name="overview"),
+    path("live", overview.live, name="live"),
+    path("welcome/", team.welcome, name="welcome"),
+    path("switch/", team.switch, name="switch"),
+    path("workspaces/new/", team.workspace_create, name="workspace-create"),
+    path("settings/", team.workspace, name="settings"),
+    # rooms
+    path("rooms/", rooms.room_list, name="rooms"),
+    path("rooms/new/", rooms.room_create, name="room-create"),
+    path("rooms/<str:room_id>/", rooms.room_detail, name="room"),
+    path("rooms/<str:room_id>/edit/", rooms.room_edit, name="room-edit"),
+    path("rooms/<str:room_id>/participants/", rooms.room_participants, name="room-participants"),
+    path("rooms/<str:room_id>/start/", rooms.room_start, name="room-start"),
+    path("rooms/<str:room_id>/stop/", rooms.room_stop, name="room-stop"),
+    path("rooms/<str:room_id>/delete/", rooms.room_delete, name="room-delete"),
+    path("rooms/<str:room_id>/mute/", rooms.room_mute_all, name="room-mute"),
+    path(
+        "rooms/<str:room_id>/participants/<str:identity>/remove/",
+        rooms.participant_remove,
+        name="participant-remove",
+    ),
+    path(
+        "rooms/<str:room_id>/participants/<str:identity>/stage/",
+        rooms.participant_stage,
+        name="participant-stage",
+    ),
+    # schedule
+    path("schedule/", schedule.schedule, name="schedule"),
+    # API keys
+    path("api-keys/", team.api_keys, name="api-keys"),
+    path("api-keys/<str:prefix>/revoke/", team.api_key_revoke, name="api-key-revoke"),
+    path("api-keys/<str:prefix>/rename/", team.api_key_rename, name="api-key-rename"),
+    # members
+    path("members/", team.members, name="members"),
+    path("members/<int:member_id>/role/", team.member_role, name="member-role"),
+    path("members/<int:member_id>/remove/", team.member_remove, name="member-remove"),
+    path("invitations/<str:public_id>/revoke/", team.invitation_revoke, name="invitation-revoke"),
+    path("invitations/<str:token>/", team.invitation_accept, name="invitation"),
+    # plan and usage
+    path("usage/", team.plan_usage, name="usage"),
+    # branding
+    path("branding/", branding.branding, name="branding"),
+    path("branding/logo/", branding.logo_remove, name="branding-logo-remove"),
+    path("branding/domain/", branding.domain_add, name="domain-add"),
+    path("branding/domain/verify/", branding.domain_verify, name="domain-verify"),
+    path("branding/domain/remove/", branding.domain_remove, name="domain-remove"),
+]

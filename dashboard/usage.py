@@ -1,0 +1,237 @@
+"""Usage of a tenant against its plan, and the metering that feeds it.
+
+Reads (selectors) for the overview and the plan page, each a fixed number of queries:
+`plan_meters` (this month's usage against the plan's limits), `daily_minutes` (participant-
+minutes per UTC day), `live_rooms` (the tenant's live rooms with LiveKit's head counts, one
+ListRooms call). `meter` samples LiveKit once a minute (a beat task) and adds the minute to
+each tenant's day through `accounts.services.record_usage`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Sum
+from django.utils import timezone
+
+from accounts import services as account_services
+from accounts.models import Tenant, UsageDay
+from conferences import events, livekit
+from conferences.models import Room
+
+logger = logging.getLogger(__name__)
+LIVE_SHOWN = 50  # live rooms listed on the overview
+
+
+@dataclass(frozen=True)
+class Meter:
+    label: str
+    used: int
+    limit: int | None  # None: unlimited
+    unit: str = ""
+    note: str = ""
+    planned: bool = True  # False: a figure the plan does not limit
+
+    @property
+    def limit_text(self) -> str:
+        if self.limit is not None:
+            return f"{self.used:,} / {self.limit:,}"
+        return f"{self.used:,} / unlimited" if self.planned else f"{self.used:,}"
+
+    @property
+    def percent(self) -> int:
+        if not self.limit:
+            return 0
+        return min(100, round(100 * self.used / self.limit))
+
+    @property
+    def level(self) -> str:
+        """ok | warn | full: the bar's colour."""
+        if self.limit is None:
+            return "ok"
+        if self.used >= self.limit:
+            return "full"
+        return "warn" if self.percent >= 80 else "ok"
+
+
+def requests_this_hour(tenant: Tenant, now: float | None = None) -> int:
+    """API requests counted in the current fixed hourly window (as conferences.api.auth
+    counts them: key rl:v1:<tenant>:<window start>)."""
+    window = settings.API_RATE_LIMIT_WINDOW
+    moment = timezone.now().timestamp() if now is None else now
+    start = int(moment // window) * window
+    return int(cache.get(f"rl:v1:{tenant.pk}:{start}") or 0)
+
+
+def month_start(now: dt.datetime) -> dt.date:
+    return now.astimezone(dt.UTC).date().replace(day=1)
+
+
+def plan_meters(tenant: Tenant, *, now: dt.datetime | None = None) -> list[Meter]:
+    """This month's usage against the plan: 3 queries (live rooms, rooms, the month's sum)."""
+    now = now or timezone.now()
+    plan = tenant.plan
+    rooms = Room.objects.for_tenant(tenant)
+    live = rooms.live().count()
+    total = rooms.count()
+    month = UsageDay.objects.filter(tenant=tenant, day__gte=month_start(now)).aggregate(
+        minutes=Sum("participant_minutes"), room_minutes=Sum("room_minutes")
+    )
+    return [
+        Meter("Rooms live now", live, plan.max_concurrent_rooms, "rooms"),
+        Meter(
+            "API requests this hour", requests_this_hour(tenant), plan.requests_per_hour, "requests"
+        ),  # fmt: skip
+        Meter(
+            "Participant-minutes this month",
+            month["minutes"] or 0,
+            None,
+            "minutes",
+            note=f"{month['room_minutes'] or 0:,} room-minutes",
+            planned=False,
+        ),  # fmt: skip
+        Meter("Rooms", total, None, "rooms", planned=False),
+    ]
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    day: dt.date
+    minutes: int
+    peak: int
+
+
+def daily_minutes(tenant: Tenant, *, days: int = 30, now: dt.datetime | None = None):
+    """Participant-minutes of each of the last `days` UTC days, oldest first (zeros filled).
+    One query."""
+    today = (now or timezone.now()).astimezone(dt.UTC).date()
+    first = today - dt.timedelta(days=days - 1)
+    stored = {
+        row["day"]: row
+        for row in UsageDay.objects.filter(tenant=tenant, day__gte=first).values(
+            "day", "participant_minutes", "peak_participants"
+        )
+    }
+    out: list[DayUsage] = []
+    for i in range(days):
+        day = first + dt.timedelta(days=i)
+        row = stored.get(day)
+        out.append(
+            DayUsage(day, row["participant_minutes"] if row else 0,
+                     row["peak_participants"] if row else 0)
+        )  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True)
+class LiveRoom:
+    room_id: str
+    name: str
+    live_since: dt.datetime
+    participants: int | None  # None: LiveKit did not answer
+    max_participants: int
+
+
+def live_rooms(tenant: Tenant) -> tuple[list[LiveRoom], bool]:
+    """The tenant's live rooms with LiveKit's head counts (one query, one ListRooms call),
+    and whether LiveKit answered."""
+    rooms = list(
+        Room.objects.for_tenant(tenant)
+        .live()
+        .order_by("-live_since")
+        .only("room_id", "name", "live_since", "max_participants")[:LIVE_SHOWN]
+    )
+    counts: dict[str, int] = {}
+    reachable = True
+    if rooms:
+        try:
+            counts = {
+                r["name"]: r["num_participants"]
+                for r in livekit.list_rooms(names=[room.livekit_name for room in rooms])
+            }
+        except livekit.LiveKitError:
+            reachable = False
+    return [
+        LiveRoom(
+            room_id=room.room_id,
+            name=room.name,
+            live_since=room.live_since,
+            participants=counts.get(room.livekit_name, 0) if reachable else None,
+            max_participants=room.max_participants,
+        )
+        for room in rooms
+    ], reachable
+
+
+# --- metering ---------------------------------------------------------------------------------
+
+METER_CHUNK = 500  # room names per ListRooms call
+
+
+def meter(*, now: dt.datetime | None = None) -> int:
+    """Sample every live room once for the current minute and add it to the tenants' usage.
+
+    The minute is claimed in the cache (add is atomic), so a duplicated beat or a second
+    worker samples it once. Tenants whose head count changed hear about it on their Channels
+    group. Returns how many tenants were recorded."""
+    now = now or timezone.now()
+    minute = now.replace(second=0, microsecond=0)
+    if not cache.add(f"usage:meter:{minute.isoformat()}", 1, timeout=180):
+        return 0
+    live = list(Room.objects.live().values_list("tenant_id", "room_id"))
+    if not live:
+        return 0
+    by_name = dict((room_id, tenant_id) for tenant_id, room_id in live)
+    names = list(by_name)
+    counts: dict[str, int] = {}
+    try:
+        for i in range(0, len(names), METER_CHUNK):
+            for info in livekit.list_rooms(names=names[i : i + METER_CHUNK]):
+                counts[info["name"]] = info["num_participants"]
+    except livekit.LiveKitError:
+        logger.warning("Usage metering skipped a minute: LiveKit unavailable")
+        cache.delete(f"usage:meter:{minute.isoformat()}")
+        return 0
+    per_tenant: dict[int, list[int]] = {}
+    for name, tenant_id in by_name.items():
+        people, rooms = per_tenant.setdefault(tenant_id, [0, 0])
+        per_tenant[tenant_id] = [people + counts.get(name, 0), rooms + 1]
+    samples = [
+        account_services.UsageSample(tenant_id=t, participants=p, live_rooms=r)
+        for t, (p, r) in per_tenant.items()
+    ]
+    recorded = account_services.record_usage(day=minute.date(), samples=samples)
+    _announce(per_tenant, counts, by_name)
+    return recorded
+
+
+def _announce(
+    per_tenant: dict[int, list[int]], counts: dict[str, int], by_name: dict[str, int]
+) -> None:
+    """Tell each tenant's dashboards the fresh head counts (one group message per tenant)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    rooms_of: dict[int, dict[str, int]] = {}
+    for name, tenant_id in by_name.items():
+        rooms_of.setdefault(tenant_id, {})[name] = counts.get(name, 0)
+    for tenant_id, rooms in rooms_of.items():
+        try:
+            async_to_sync(layer.group_send)(
+                events.tenant_group(tenant_id),
+                {
+                    "type": "parley.event",
+                    "event": "usage.sampled",
+                    "room_id": "",
+                    "at": timezone.now().isoformat(),
+                    "data": {"participants": rooms},
+                },
+            )
+        except Exception:  # a lost notice must not undo the metering
+            logger.exception("Could not announce usage to tenant %s", tenant_id)
