@@ -422,6 +422,12 @@ def main() -> int:
             asyncio.wait_for(_run(server, settings, deadline), timeout=settings["time_limit"] + 30)
         )
         log = [line for line in server.log_lines() if line.strip()]
+    # Exceptions the server logged (the last line of each traceback), counted.
+    server_errors: dict[str, int] = {}
+    for line in log:
+        if not line.startswith(" ") and ("Error" in line or "Exception:" in line):
+            if not line.startswith(("ERROR:", "Traceback")):
+                server_errors[line[:200]] = server_errors.get(line[:200], 0) + 1
     v, h, p = report["viewers"], report["hand_raise"], report["promote"]
     kinds = "stage + status" if settings["status_sockets"] else "stage"
     sc, st = v["stage_connect"], v["status_connect"]
@@ -456,9 +462,12 @@ def main() -> int:
             "environment": {**env, "channel_layer": layer, "open_files": files},
             "settings": settings,
             **report,
+            "server_errors": server_errors,
             "server_log_tail": log[-20:],
         },
     )
+    if server_errors:
+        print(f"server logged errors: {server_errors}")
     print(f"results: {path.relative_to(Path(__file__).resolve().parent.parent)}")
     ok = (
         v["failures"] == 0

@@ -178,7 +178,11 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # redis-py gives up a read after 5 s by default, the same time channels-redis
+            # blocks waiting for messages, so idle websockets died; read for longer.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 10, "max_connections": 1000}]
+            },
         }
     }
     CELERY_BROKER_URL = REDIS_URL

@@ -100,3 +100,31 @@ def test_host_link_needs_the_right_secret(owner):
 def test_health_endpoint(db):
     response = Client().get("/healthz")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_redis_channel_layer_survives_an_idle_wait():
+    """A consumer waiting more than 5 s for a message (an idle websocket) must not crash:
+    redis-py's default read timeout was shorter than channels-redis's blocking wait."""
+    if not settings.REDIS_URL:
+        if REQUIRE_SERVICES:
+            pytest.fail("REQUIRE_SERVICES=1 but REDIS_URL is not set")
+        pytest.skip("REDIS_URL not set")
+    import asyncio
+
+    from channels.layers import get_channel_layer
+
+    async def scenario() -> dict:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+
+        async def later() -> None:
+            await asyncio.sleep(6.5)
+            await layer.send(channel, {"type": "ping"})
+
+        sender = asyncio.create_task(later())
+        message = await asyncio.wait_for(layer.receive(channel), timeout=15)
+        await sender
+        await layer.flush()
+        return message
+
+    assert asyncio.run(scenario())["type"] == "ping"

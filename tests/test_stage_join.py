@@ -245,6 +245,15 @@ def test_hosts_do_not_raise_hands_and_the_stage_is_rate_limited(owner, livekit):
     assert limited["Retry-After"] == "60"
 
 
+def test_livekit_down_is_503_and_nothing_changes(owner, livekit):
+    room = webinar(owner)
+    vera = guest(room, livekit, "Vera")
+    livekit.down()
+    response = stage_post(room.room_id, "hand", vera["token"], {"raised": True})
+    assert_error(response, 503, "LIVEKIT_UNAVAILABLE")
+    assert stage.hand_queue(room=room) == []
+
+
 def test_a_guest_who_left_is_not_found(owner, livekit):
     room = webinar(owner)
     vera = guest(room, livekit, "Vera")
