@@ -30,9 +30,19 @@ class Unavailable(ServiceError):
     code = "LIVEKIT_UNAVAILABLE"
 
 
-class Missing(ServiceError):
+class NotFound(ServiceError):
     status = 404
     code = "NOT_FOUND"
+
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "FORBIDDEN"
+
+
+class InvalidInput(ServiceError):
+    status = 400
+    code = "INVALID_PARAMETER"
 
 
 class Conflict(ServiceError):

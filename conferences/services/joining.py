@@ -49,7 +49,7 @@ from conferences.roles import HOST_ROLES, Role
 
 from . import rooms as room_services
 from . import stage
-from .errors import InvalidState, ServiceError, Unavailable
+from .errors import Forbidden, InvalidInput, InvalidState, NotFound, ServiceError, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -73,21 +73,6 @@ STAGE_ACTIONS_PER_MINUTE = 30  # hand and invitation answers one identity may se
 
 
 # --- errors -----------------------------------------------------------------------------------
-
-
-class NotFound(ServiceError):
-    status = 404
-    code = "NOT_FOUND"
-
-
-class Forbidden(ServiceError):
-    status = 403
-    code = "FORBIDDEN"
-
-
-class InvalidInput(ServiceError):
-    status = 400
-    code = "INVALID_PARAMETER"
 
 
 class AccessRequired(ServiceError):

@@ -24,7 +24,7 @@ from conferences import events, livekit
 from conferences.models import Participant, Room
 from conferences.roles import STAGE_ROLES, Role, attributes_for, grants_for
 
-from .errors import Conflict, InvalidState, Missing, Unavailable
+from .errors import Conflict, InvalidState, NotFound, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def _locked(room: Room, identity: str) -> tuple[Room, Participant]:
         Participant.objects.select_for_update().filter(room=room, identity=identity).first()
     )
     if participant is None or participant.left_at is not None:
-        raise Missing(
+        raise NotFound(
             f"No participant '{identity[:128]}' in this room", code="PARTICIPANT_NOT_FOUND"
         )
     return room, participant

@@ -136,7 +136,7 @@ class ParticipantStageView(StageView):
         room = self.get_room(request, room_id)
         participant = Participant.objects.filter(room=room, identity=identity).first()
         if participant is None:
-            raise stage.Missing("No such participant in this room", code="PARTICIPANT_NOT_FOUND")
+            raise stage.NotFound("No such participant in this room", code="PARTICIPANT_NOT_FOUND")
         return self.done(participant)
 
     @extend_schema(operation_id="remove_participant", responses=StageParticipantSerializer)
