@@ -75,9 +75,14 @@ def emit_on_commit(event: str, *, tenant_id: int, room_id: str, data: dict[str, 
         layer = get_channel_layer()
         if layer is None:
             return
-        try:
+
+        async def send_all() -> None:
             for group in groups:
-                async_to_sync(layer.group_send)(group, message)
+                await layer.group_send(group, message)
+
+        try:
+            # One event loop (and, on Redis, one connection) for all the groups.
+            async_to_sync(send_all)()
         except Exception:  # the write already happened; a lost notification must not undo it
             logger.exception("Could not publish %s for room %s", event, room_id)
 

@@ -24,6 +24,7 @@ from branding.selectors import brand_for_room
 from . import sessions
 from .api.errors import json_error
 from .api.fields import format_datetime
+from .api.parsers import too_deep
 from .api.v1.stage import own_stage_state
 from .models import Room
 from .roles import Role
@@ -210,8 +211,10 @@ def _body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
             message="Send the body as JSON with Content-Type: application/json",
         )
     try:
+        if too_deep(request.body):  # checked first: deep nesting would recurse in the decoder
+            raise ValueError("JSON nested too deeply")
         data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: RecursionError
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return json_error(
             request, status_code=400, code="INVALID_JSON", message="Request body is not valid JSON"
         )

@@ -30,6 +30,18 @@ def _fresh_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test gets its own channel layer instance: on Redis a layer remembers the event
+    loop of a pending receive, and a consumer left over from one test's loop must not make
+    the next test's consumers fail ("Two event loops are trying to receive()")."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @dataclass
 class Member:
     tenant: Tenant

@@ -111,10 +111,11 @@ def test_redis_channel_layer_survives_an_idle_wait():
         pytest.skip("REDIS_URL not set")
     import asyncio
 
-    from channels.layers import get_channel_layer
+    from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
 
     async def scenario() -> dict:
-        layer = get_channel_layer()
+        # A layer of its own: the shared one is bound to the test client's event loops.
+        layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
         channel = await layer.new_channel()
 
         async def later() -> None:
@@ -124,7 +125,7 @@ def test_redis_channel_layer_survives_an_idle_wait():
         sender = asyncio.create_task(later())
         message = await asyncio.wait_for(layer.receive(channel), timeout=15)
         await sender
-        await layer.flush()
+        await layer.close_pools()
         return message
 
     assert asyncio.run(scenario())["type"] == "ping"
