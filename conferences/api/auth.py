@@ -11,6 +11,8 @@ from django.core.cache import cache
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.models import ApiKey, Tenant
 from accounts.services import authenticate_api_key
@@ -108,3 +110,20 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
         return {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+
+
+class TenantAPIView(APIView):
+    """Base of every X-API-Key view (v1 and the compatibility facades): the key's tenant, the
+    plan's hourly allowance, and X-RateLimit-* headers on every answer."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasTenant]
+    throttle_classes = [PlanRateThrottle]
+
+    def finalize_response(self, request: Request, response: Response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        state = getattr(request, "rate_state", None)
+        if state is not None:
+            for header, value in state.headers().items():
+                response[header] = value
+        return response

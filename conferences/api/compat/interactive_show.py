@@ -17,7 +17,6 @@ from django.http import JsonResponse
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from conferences import livekit
 from conferences.models import Participant, Room
@@ -26,7 +25,7 @@ from conferences.services import rooms as room_services
 from conferences.services import stage
 from conferences.services.errors import ServiceError
 
-from ..auth import ApiKeyAuthentication, HasTenant, PlanRateThrottle
+from ..auth import TenantAPIView
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +35,7 @@ class ShowError(Exception):
         self.status, self.message = status, message
 
 
-class ShowView(APIView):
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [HasTenant]
-    throttle_classes = [PlanRateThrottle]
-
+class ShowView(TenantAPIView):
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, ShowError):
             status, message = exc.status, exc.message
@@ -62,14 +57,6 @@ class ShowView(APIView):
             response["Retry-After"] = str(int(exc.wait))
         return response
 
-    def finalize_response(self, request: Request, response: Response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        state = getattr(request, "rate_state", None)
-        if state is not None:
-            for header, value in state.headers().items():
-                response[header] = value
-        return response
-
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         if any("\x00" in str(value) for value in kwargs.values()):
@@ -82,16 +69,25 @@ class ShowView(APIView):
         return data
 
     def show(self, request: Request, room_name: str) -> Room:
-        room = (
-            Room.objects.for_tenant(request.tenant)
-            .filter(name=room_name)
-            .exclude(status=Room.Status.COMPLETED)
-            .order_by("-pk")
-            .first()
-        )
+        room = _open_show(request, room_name)
         if room is None:
             raise ShowError(404, "Room not found")
         return room
+
+    def member(self, room: Room, identity: str) -> Participant:
+        participant = Participant.objects.present().filter(room=room, identity=identity).first()
+        if participant is None:
+            raise ShowError(404, "Participant not found")
+        return participant
+
+    def moved(self, room: Room, target: Participant, role: str, message: str) -> Response:
+        """The answer to a role change: the participant's new token and a message."""
+        issued = room_services.issue_token(
+            room=room, name=target.name, identity=target.identity, role=role
+        )
+        return Response(
+            {"success": True, "token": issued.token, "wsUrl": issued.ws_url, "message": message}
+        )
 
     def require_host(self, room: Room, identity: str, message: str) -> None:
         if (
@@ -109,6 +105,17 @@ def _text(data: dict[str, Any], *names: str) -> list[str] | None:
     return [v.strip() for v in values]
 
 
+def _open_show(request: Request, room_name: str) -> Room | None:
+    """The tenant's newest open room of that name."""
+    return (
+        Room.objects.for_tenant(request.tenant)
+        .filter(name=room_name)
+        .exclude(status=Room.Status.COMPLETED)
+        .order_by("-pk")
+        .first()
+    )
+
+
 class JoinView(ShowView):
     def post(self, request: Request) -> Response:
         data = self.body(request)
@@ -121,13 +128,7 @@ class JoinView(ShowView):
             raise ShowError(400, "role must be 'host' or 'viewer'")
         if not 3 <= len(room_name) <= 100 or len(participant_name) > 100:
             raise ShowError(400, "roomName must be 3-100 and participantName 1-100 characters")
-        room = (
-            Room.objects.for_tenant(request.tenant)
-            .filter(name=room_name)
-            .exclude(status=Room.Status.COMPLETED)
-            .order_by("-pk")
-            .first()
-        )
+        room = _open_show(request, room_name)
         if room is None:
             room = room_services.create_room(
                 tenant=request.tenant,
@@ -227,8 +228,7 @@ class ParticipantsView(ShowView):
 class ParticipantView(ShowView):
     def delete(self, request: Request, room_name: str, identity: str) -> Response:
         room = self.show(request, room_name)
-        if not Participant.objects.present().filter(room=room, identity=identity).exists():
-            raise ShowError(404, "Participant not found")
+        self.member(room, identity)
         stage.remove(room=room, identity=identity)
         return Response({"success": True})
 
@@ -248,21 +248,9 @@ class InviteView(ShowView):
             .exists()
         ):
             raise ShowError(403, "Room already has a guest")
-        target = Participant.objects.present().filter(room=room, identity=viewer).first()
-        if target is None:
-            raise ShowError(404, "Participant not found")
+        target = self.member(room, viewer)
         stage.promote(room=room, identity=viewer)
-        issued = room_services.issue_token(
-            room=room, name=target.name, identity=viewer, role=Role.SPEAKER
-        )
-        return Response(
-            {
-                "success": True,
-                "token": issued.token,
-                "wsUrl": issued.ws_url,
-                "message": f"{viewer} has been promoted to guest",
-            }
-        )
+        return self.moved(room, target, Role.SPEAKER, f"{viewer} has been promoted to guest")
 
 
 class DemoteView(ShowView):
@@ -273,21 +261,9 @@ class DemoteView(ShowView):
         guest, host = names
         room = self.show(request, room_name)
         self.require_host(room, host, "Only the host can demote guests")
-        target = Participant.objects.present().filter(room=room, identity=guest).first()
-        if target is None:
-            raise ShowError(404, "Participant not found")
+        target = self.member(room, guest)
         stage.demote(room=room, identity=guest)
-        issued = room_services.issue_token(
-            room=room, name=target.name, identity=guest, role=Role.VIEWER
-        )
-        return Response(
-            {
-                "success": True,
-                "token": issued.token,
-                "wsUrl": issued.ws_url,
-                "message": f"{guest} has been demoted to viewer",
-            }
-        )
+        return self.moved(room, target, Role.VIEWER, f"{guest} has been demoted to viewer")
 
 
 class RemoveGuestView(ShowView):
@@ -298,8 +274,7 @@ class RemoveGuestView(ShowView):
         guest, host = names
         room = self.show(request, room_name)
         self.require_host(room, host, "Only the host can remove guests")
-        if not Participant.objects.present().filter(room=room, identity=guest).exists():
-            raise ShowError(404, "Participant not found")
+        self.member(room, guest)
         stage.remove(room=room, identity=guest)
         return Response({"success": True, "message": f"{guest} has been removed from the room"})
 
@@ -312,8 +287,7 @@ class HandRaiseView(ShowView):
         if names is None or not isinstance(raised, bool):
             raise ShowError(400, "participantIdentity and raised are required")
         room = self.show(request, room_name)
-        if not Participant.objects.present().filter(room=room, identity=names[0]).exists():
-            raise ShowError(404, "Participant not found")
+        self.member(room, names[0])
         stage.set_hand(room=room, identity=names[0], raised=raised)
         return Response({"success": True, "handRaised": raised})
 

@@ -11,13 +11,12 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from conferences import livekit
 from conferences.models import Room
 from conferences.services import rooms as room_services
 
-from ..auth import ApiKeyAuthentication, HasTenant, PlanRateThrottle
+from ..auth import TenantAPIView
 from ..errors import ApiError, NotFound
 from ..fields import format_datetime
 from .serializers import (
@@ -33,13 +32,9 @@ from .serializers import (
 SORTS = {"created_at", "start_time", "name"}
 
 
-class V1View(APIView):
-    # Base of every v1 view: X-API-Key auth, the plan's rate limit with X-RateLimit-*
-    # headers, JSON bodies only, tenant-scoped room lookup.
-
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [HasTenant]
-    throttle_classes = [PlanRateThrottle]
+class V1View(TenantAPIView):
+    # Base of every v1 view: X-API-Key auth and the plan's rate limit (TenantAPIView), JSON
+    # bodies only, tenant-scoped room lookup.
 
     def json_body(self, request: Request) -> Any:
         """The request's JSON body; a body of another type is 415, bad JSON 400."""
@@ -56,14 +51,6 @@ class V1View(APIView):
         # Ids in the path never hold NUL (PostgreSQL refuses it in a query): not found.
         if any("\x00" in str(value) for value in kwargs.values()):
             raise NotFound("Not found")
-
-    def finalize_response(self, request: Request, response: Response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        state = getattr(request, "rate_state", None)
-        if state is not None:
-            for header, value in state.headers().items():
-                response[header] = value
-        return response
 
     def base_url(self, request: Request) -> str:
         return settings.PUBLIC_BASE_URL or request.build_absolute_uri("/").rstrip("/")
