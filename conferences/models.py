@@ -61,6 +61,12 @@ class Room(models.Model):
         ACTIVE = "active"
         COMPLETED = "completed"
 
+    class RecordingLayout(models.TextChoices):
+        GRID = "grid"
+        SPEAKER = "speaker"
+        SINGLE_SPEAKER = "single-speaker"
+        GRID_CHAT = "grid+chat"
+
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="rooms")
     room_id = models.CharField(max_length=ROOM_ID_LENGTH, unique=True, default=new_room_id)
     number = models.PositiveIntegerField(help_text="n-th room of the tenant; the API's `id`")
@@ -110,6 +116,15 @@ class Room(models.Model):
     # Set while a live session runs (LiveKit has the room with our settings); cleared on stop.
     # Plans cap how many rooms of a tenant are live at once.
     live_since = models.DateTimeField(null=True, blank=True)
+    # How the room is recorded (composite egress layout), in Parley's vocabulary; each API's
+    # own words map onto it (Callaba ROOM_COMPOSITE_*, VideoSDK GRID/SPOTLIGHT/SIDEBAR).
+    recording_layout = models.CharField(
+        max_length=14, choices=RecordingLayout.choices, default=RecordingLayout.GRID
+    )
+    # Options of the recording started automatically with a session (audio_only, quality,
+    # orientation, prefix ...) and of an automatic HLS stream; owned by the recording service.
+    recording_options = models.JSONField(default=dict, blank=True)
+    hls_options = models.JSONField(null=True, blank=True, default=None)
 
     objects = RoomQuerySet.as_manager()
 
