@@ -125,6 +125,10 @@ class Room(models.Model):
     # orientation, prefix ...) and of an automatic HLS stream; owned by the recording service.
     recording_options = models.JSONField(default=dict, blank=True)
     hls_options = models.JSONField(null=True, blank=True, default=None)
+    # A per-room outbound webhook endpoint (VideoSDK's `webhook: {endPoint, events}`): the
+    # room's events in `webhook_events` also go there, signed and retried like tenant endpoints.
+    webhook_url = models.URLField(max_length=500, blank=True)
+    webhook_events = models.JSONField(default=list, blank=True)
 
     objects = RoomQuerySet.as_manager()
 
