@@ -6,8 +6,6 @@ import math
 import time
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.core.cache import cache
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
@@ -16,6 +14,7 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiKey, Tenant
 from accounts.services import authenticate_api_key
+from parley import ratelimit
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -70,22 +69,13 @@ def consume_request(tenant: Tenant, *, now: float | None = None) -> tuple[bool, 
     Atomic with Redis (INCR) and with the local-memory cache (locked). Returns whether the
     request is allowed and the state for the X-RateLimit-* headers.
     """
-    window = settings.API_RATE_LIMIT_WINDOW
-    now = time.time() if now is None else now
-    start = int(now // window) * window
-    reset = start + window
+    w = ratelimit.api_window(tenant.pk, now=now)
     limit = tenant.plan.requests_per_hour
     if limit is None:
-        return True, RateState(limit=None, remaining=None, reset=reset)
-    key = f"rl:v1:{tenant.pk}:{start}"
-    cache.add(key, 0, timeout=window + 60)
-    try:
-        used = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=window + 60)
-        used = 1
+        return True, RateState(limit=None, remaining=None, reset=w.reset)
+    used = ratelimit.hit(w)
     allowed = used <= limit
-    return allowed, RateState(limit=limit, remaining=limit - min(used, limit), reset=reset)
+    return allowed, RateState(limit=limit, remaining=limit - min(used, limit), reset=w.reset)
 
 
 class PlanRateThrottle:

@@ -17,10 +17,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Membership
 from branding.dashboard_selectors import join_base_url
+from conferences import access
 from conferences.models import Occurrence, Room
-from conferences.services import joining
+from conferences.services import moderation, stage
 from conferences.services import rooms as room_services
-from conferences.services.errors import ServiceError
+from conferences.services.errors import NotFound, ServiceError
 
 from ..forms import PRESETS, RoomForm, preset_values
 from .base import base_url, confirm_page, confirmed, dashboard_view, service_error
@@ -38,10 +39,10 @@ TYPE_CHOICES = [("", "Any type"), *Room.RoomType.choices]
 
 def get_room(request: HttpRequest, room_id: str) -> Room:
     """The current tenant's room; another tenant's room and a missing one are both 404."""
-    room = Room.objects.for_tenant(request.dash.tenant).filter(room_id=room_id).first()
-    if room is None:
-        raise Http404("Room not found")
-    return room
+    try:
+        return access.room_for_tenant(tenant=request.dash.tenant, room_id=room_id)
+    except NotFound:
+        raise Http404("Room not found") from None
 
 
 @require_GET
@@ -278,7 +279,7 @@ def room_stop(request: HttpRequest, room_id: str) -> HttpResponse:
             cancel_url=reverse("dash:room", args=[room.room_id]),
         )
     try:
-        joining.end_room(room=room)
+        moderation.end_room(room=room)
     except ServiceError as exc:
         service_error(request, exc)
     else:
@@ -320,7 +321,8 @@ def participant_remove(request: HttpRequest, room_id: str, identity: str) -> Htt
             cancel_url=reverse("dash:room", args=[room.room_id]),
         )
     try:
-        joining.remove_participant(room=room, identity=identity)
+        # A member acts as the room's host: the kick switch applies.
+        moderation.remove_participant(room=room, identity=identity)
     except ServiceError as exc:
         service_error(request, exc)
     else:
@@ -334,7 +336,11 @@ def room_mute_all(request: HttpRequest, room_id: str) -> HttpResponse:
     room = get_room(request, room_id)
     kind = request.POST.get("kind", "audio")
     try:
-        count = joining.disable_video(room=room) if kind == "video" else joining.mute_all(room=room)
+        count = (
+            moderation.disable_video(room=room)
+            if kind == "video"
+            else moderation.mute_all(room=room)
+        )
     except ServiceError as exc:
         service_error(request, exc)
     else:
@@ -347,8 +353,6 @@ def room_mute_all(request: HttpRequest, room_id: str) -> HttpResponse:
 @dashboard_view(write=Role.MEMBER)
 def participant_stage(request: HttpRequest, room_id: str, identity: str) -> HttpResponse:
     """Promote to the stage, or back to the audience (webinar rooms)."""
-    from conferences.services import stage
-
     room = get_room(request, room_id)
     action = request.POST.get("action", "promote")
     try:

@@ -18,11 +18,11 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from conferences import livekit
+from conferences import access, livekit
 from conferences.models import Participant, Room
 from conferences.roles import HOST_ROLES, Role
+from conferences.services import moderation, stage
 from conferences.services import rooms as room_services
-from conferences.services import stage
 from conferences.services.errors import ServiceError
 
 from ..auth import TenantAPIView
@@ -30,16 +30,17 @@ from ..auth import TenantAPIView
 logger = logging.getLogger(__name__)
 
 
-class ShowError(Exception):
+class ShowError(ServiceError):
+    """An error in this reference's own words (the project's error base, any status)."""
+
     def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
+        super().__init__(message)
+        self.status = status
 
 
 class ShowView(TenantAPIView):
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, ShowError):
-            status, message = exc.status, exc.message
-        elif isinstance(exc, ServiceError):
+        if isinstance(exc, ServiceError):
             status, message = exc.status, exc.message
         elif isinstance(exc, exceptions.ParseError):
             status, message = 400, "Request body is not valid JSON"
@@ -107,13 +108,7 @@ def _text(data: dict[str, Any], *names: str) -> list[str] | None:
 
 def _open_show(request: Request, room_name: str) -> Room | None:
     """The tenant's newest open room of that name."""
-    return (
-        Room.objects.for_tenant(request.tenant)
-        .filter(name=room_name)
-        .exclude(status=Room.Status.COMPLETED)
-        .order_by("-pk")
-        .first()
-    )
+    return access.open_room_named(tenant=request.tenant, name=room_name)  # type: ignore[attr-defined]
 
 
 class JoinView(ShowView):
@@ -176,10 +171,7 @@ class RoomsView(ShowView):
 
 
 def _livekit_rooms(names: list[str]) -> list[livekit.RoomDict]:
-    try:
-        return livekit.list_rooms(names=names)
-    except livekit.LiveKitUnavailable:
-        raise ShowError(503, "The media server is unavailable") from None
+    return livekit.list_rooms(names=names)
 
 
 class RoomView(ShowView):
@@ -201,7 +193,7 @@ class RoomView(ShowView):
 
     def delete(self, request: Request, room_name: str) -> Response:
         room = self.show(request, room_name)
-        room_services.stop_room(room=room)
+        moderation.end_room(room=room)
         return Response({"success": True})
 
 
@@ -229,7 +221,7 @@ class ParticipantView(ShowView):
     def delete(self, request: Request, room_name: str, identity: str) -> Response:
         room = self.show(request, room_name)
         self.member(room, identity)
-        stage.remove(room=room, identity=identity)
+        moderation.remove_participant(room=room, identity=identity, by_tenant=True)
         return Response({"success": True})
 
 
@@ -275,7 +267,7 @@ class RemoveGuestView(ShowView):
         room = self.show(request, room_name)
         self.require_host(room, host, "Only the host can remove guests")
         self.member(room, guest)
-        stage.remove(room=room, identity=guest)
+        moderation.remove_participant(room=room, identity=guest, by_tenant=True)
         return Response({"success": True, "message": f"{guest} has been removed from the room"})
 
 
