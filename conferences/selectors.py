@@ -171,8 +171,10 @@ def hand_queue(*, room: Room, limit: int | None = None) -> list[Hand]:
     )
     if limit is not None:
         rows = rows[:limit]
+    # hand_raised_at is not null in these rows (filtered above).
     return [
-        Hand(identity=i, name=n, raised_at=at, position=k + 1) for k, (i, n, at) in enumerate(rows)
+        Hand(identity=i, name=n, raised_at=at, position=k + 1)  # type: ignore[arg-type]
+        for k, (i, n, at) in enumerate(rows)
     ]
 
 

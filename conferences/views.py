@@ -173,7 +173,9 @@ def host_page(request: HttpRequest, room_id: str, secret: str) -> HttpResponse:
 def api_tester(request: HttpRequest) -> HttpResponse:
     """Create a room with a pasted API key, then test live audio in it (key never stored)."""
     memberships = list(
-        Membership.objects.filter(user=request.user).select_related("tenant").order_by("id")
+        Membership.objects.filter(user=request.user)  # type: ignore[misc]  # login_required
+        .select_related("tenant")
+        .order_by("id")
     )
     response = render(
         request,

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions, permissions
+from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -78,7 +78,7 @@ def consume_request(tenant: Tenant, *, now: float | None = None) -> tuple[bool, 
     return allowed, RateState(limit=limit, remaining=limit - min(used, limit), reset=w.reset)
 
 
-class PlanRateThrottle:
+class PlanRateThrottle(throttling.BaseThrottle):
     """DRF throttle that applies the tenant plan's requests/hour and remembers the state."""
 
     def allow_request(self, request: Request, view: object) -> bool:
@@ -109,6 +109,11 @@ class TenantAPIView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasTenant]
     throttle_classes = [PlanRateThrottle]
+
+    def tenant(self, request: Request) -> Tenant:
+        """The caller's tenant (its API key's), set by ApiKeyAuthentication."""
+        tenant: Tenant = request.tenant  # type: ignore[attr-defined]
+        return tenant
 
     def finalize_response(self, request: Request, response: Response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -109,8 +109,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         message, field = str(exc.detail), None
         if isinstance(exc, exceptions.ParseError):
             message = "Request body is not valid JSON"
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(int(exc.wait))
+        wait = getattr(exc, "wait", None)  # set by DRF on Throttled
+        if isinstance(exc, exceptions.Throttled) and wait is not None:
+            headers["Retry-After"] = str(int(wait))
     else:
         return None  # a crash: ApiExceptionMiddleware answers 500 with the envelope
     response = Response(

@@ -61,7 +61,7 @@ def _locked(what: str, wait: int) -> LockedOut:
     )
 
 
-def verify_password(*, room: Room, password: str, client: str) -> str:
+def verify_password(*, room: Room, password: object, client: str) -> str:
     """Check `password` against the room's hash; returns the proof to keep in the session.
 
     At most MAX_WRONG_PASSWORDS wrong tries per room and client per ATTEMPT_WINDOW; past
@@ -123,7 +123,7 @@ def _code_hash(room: Room, email: str, code: str) -> str:
     return access.keyed(f"code:{room.room_id}:{email}", code)
 
 
-def request_code(*, room: Room, email: str, client: str) -> str:
+def request_code(*, room: Room, email: object, client: str) -> str:
     """Mail a one-time code proving `email` for this whitelist room; returns the address.
 
     Any address may ask (the list is only revealed to someone who proves an address), at
@@ -182,7 +182,7 @@ def _send_code(email: str, code: str, room_name: str, room_id: str) -> None:
         logger.exception("Could not send the join code for room %s", room_id)
 
 
-def verify_code(*, room: Room, email: str, code: str, client: str) -> str:
+def verify_code(*, room: Room, email: object, code: object, client: str) -> str:
     """Check a one-time code; returns the proven address. A code works once, within
     CODE_TTL, and only while it is the address's latest. Proving an address that is not on
     the room's list answers NOT_ON_GUEST_LIST (the code is still used up)."""

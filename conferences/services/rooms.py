@@ -109,13 +109,9 @@ def create_room(*, tenant: Tenant, data: dict[str, Any]) -> Room:
 
 def _schedule(room: Room, data: dict[str, Any], *, replace: bool) -> None:
     rule = data.get("recurrence") if room.recurring else None
-    args = dict(
-        room=room, start=room.start_time, end=room.end_time, zone_name=room.timezone, rule=rule
-    )
-    if replace:
-        schedule_services.replace_schedule(**args)
-    else:
-        schedule_services.create_schedule(**args)
+    write = schedule_services.replace_schedule if replace else schedule_services.create_schedule
+    assert room.start_time is not None  # a scheduled room has one (validated)
+    write(room=room, start=room.start_time, end=room.end_time, zone_name=room.timezone, rule=rule)
 
 
 @transaction.atomic
@@ -423,8 +419,9 @@ def issue_token(
         with transaction.atomic():
             locked = Room.objects.select_for_update().get(pk=room.pk)
             if locked.live_since is None and locked.status == Room.Status.ACTIVE:
-                _go_live(locked, timezone.now())
-                _mark_started(locked, locked.live_since)
+                now = timezone.now()
+                _go_live(locked, now)
+                _mark_started(locked, now)
             room = locked
     stored = Participant.objects.filter(room=room, identity=identity).first() if identity else None
     if role is None:

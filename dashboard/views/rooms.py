@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import F, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -24,7 +24,7 @@ from conferences.services import rooms as room_services
 from conferences.services.errors import NotFound, ServiceError
 
 from ..forms import PRESETS, RoomForm, preset_values
-from .base import base_url, confirm_page, confirmed, dashboard_view, service_error
+from .base import DashRequest, base_url, confirm_page, confirmed, dashboard_view, service_error
 
 Role = Membership.Role
 PAGE_SIZE = 25
@@ -37,7 +37,7 @@ STATUS_CHOICES = [("", "Any status"), ("live", "Live now"), *Room.Status.choices
 TYPE_CHOICES = [("", "Any type"), *Room.RoomType.choices]
 
 
-def get_room(request: HttpRequest, room_id: str) -> Room:
+def get_room(request: DashRequest, room_id: str) -> Room:
     """The current tenant's room; another tenant's room and a missing one are both 404."""
     try:
         return access.room_for_tenant(tenant=request.dash.tenant, room_id=room_id)
@@ -47,7 +47,7 @@ def get_room(request: HttpRequest, room_id: str) -> Room:
 
 @require_GET
 @dashboard_view(nav="rooms")
-def room_list(request: HttpRequest) -> HttpResponse:
+def room_list(request: DashRequest) -> HttpResponse:
     """Search, filter, sort and page the tenant's rooms: a COUNT and one page, whatever the
     number of rooms."""
     q = request.GET.get("q", "").strip()[:100]
@@ -97,7 +97,7 @@ def room_list(request: HttpRequest) -> HttpResponse:
 
 
 def _form_page(
-    request: HttpRequest, form: RoomForm, room: Room | None, status: int = 200
+    request: DashRequest, form: RoomForm, room: Room | None, status: int = 200
 ) -> HttpResponse:
     presets = preset_values(request.dash.tenant.plan.max_participants_per_room)
     return render(
@@ -109,7 +109,7 @@ def _form_page(
 
 
 @dashboard_view(nav="rooms")
-def room_create(request: HttpRequest) -> HttpResponse:
+def room_create(request: DashRequest) -> HttpResponse:
     tenant = request.dash.tenant
     if request.method == "POST":
         form = RoomForm(request.POST, tenant=tenant)
@@ -132,7 +132,7 @@ def room_create(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(nav="rooms")
-def room_edit(request: HttpRequest, room_id: str) -> HttpResponse:
+def room_edit(request: DashRequest, room_id: str) -> HttpResponse:
     tenant = request.dash.tenant
     room = get_room(request, room_id)
     if request.method == "POST":
@@ -153,7 +153,7 @@ def room_edit(request: HttpRequest, room_id: str) -> HttpResponse:
 
 @require_GET
 @dashboard_view(nav="rooms")
-def room_detail(request: HttpRequest, room_id: str) -> HttpResponse:
+def room_detail(request: DashRequest, room_id: str) -> HttpResponse:
     room = get_room(request, room_id)
     now = timezone.now()
     occurrences = list(
@@ -193,7 +193,7 @@ def _settings_rows(room: Room) -> list[tuple[str, str]]:
     for key in ("room_type", "media_type", "max_participants", "access_type", "video_quality",
                 "timezone", "join_before_minutes"):  # fmt: skip
         value = data.get(key)
-        rows.append((LABELS.get(key, key), CHOICE_LABELS.get(key, {}).get(value, str(value))))
+        rows.append((LABELS.get(key, key), CHOICE_LABELS.get(key, {}).get(str(value), str(value))))
     flags = [
         LABELS.get(k, k)
         for k in ("chat_enabled", "screen_sharing_enabled", "recording_enabled",
@@ -239,7 +239,7 @@ def _participants_context(room: Room) -> dict[str, Any]:
 
 @require_GET
 @dashboard_view(nav="rooms")
-def room_participants(request: HttpRequest, room_id: str) -> HttpResponse:
+def room_participants(request: DashRequest, room_id: str) -> HttpResponse:
     """The participants panel alone, for the page's script to refresh it."""
     room = get_room(request, room_id)
     return render(
@@ -255,7 +255,7 @@ def _back(room: Room) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.MEMBER)
-def room_start(request: HttpRequest, room_id: str) -> HttpResponse:
+def room_start(request: DashRequest, room_id: str) -> HttpResponse:
     room = get_room(request, room_id)
     try:
         room_services.start_room(room=room)
@@ -268,7 +268,7 @@ def room_start(request: HttpRequest, room_id: str) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.MEMBER)
-def room_stop(request: HttpRequest, room_id: str) -> HttpResponse:
+def room_stop(request: DashRequest, room_id: str) -> HttpResponse:
     room = get_room(request, room_id)
     if not confirmed(request):
         return confirm_page(
@@ -289,7 +289,7 @@ def room_stop(request: HttpRequest, room_id: str) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.MEMBER)
-def room_delete(request: HttpRequest, room_id: str) -> HttpResponse:
+def room_delete(request: DashRequest, room_id: str) -> HttpResponse:
     room = get_room(request, room_id)
     if not confirmed(request):
         return confirm_page(
@@ -310,7 +310,7 @@ def room_delete(request: HttpRequest, room_id: str) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.MEMBER)
-def participant_remove(request: HttpRequest, room_id: str, identity: str) -> HttpResponse:
+def participant_remove(request: DashRequest, room_id: str, identity: str) -> HttpResponse:
     room = get_room(request, room_id)
     if not confirmed(request):
         return confirm_page(
@@ -332,7 +332,7 @@ def participant_remove(request: HttpRequest, room_id: str, identity: str) -> Htt
 
 @require_POST
 @dashboard_view(write=Role.MEMBER)
-def room_mute_all(request: HttpRequest, room_id: str) -> HttpResponse:
+def room_mute_all(request: DashRequest, room_id: str) -> HttpResponse:
     room = get_room(request, room_id)
     kind = request.POST.get("kind", "audio")
     try:
@@ -351,7 +351,7 @@ def room_mute_all(request: HttpRequest, room_id: str) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.MEMBER)
-def participant_stage(request: HttpRequest, room_id: str, identity: str) -> HttpResponse:
+def participant_stage(request: DashRequest, room_id: str, identity: str) -> HttpResponse:
     """Promote to the stage, or back to the audience (webinar rooms)."""
     room = get_room(request, room_id)
     action = request.POST.get("action", "promote")

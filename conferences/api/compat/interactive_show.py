@@ -18,6 +18,7 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.models import Tenant
 from conferences import access, livekit
 from conferences.models import Participant, Room
 from conferences.roles import HOST_ROLES, Role
@@ -54,8 +55,9 @@ class ShowView(TenantAPIView):
             logger.exception("Interactive-show API crashed")
             status, message = 500, "Internal server error"
         response = Response({"error": message}, status=status)
-        if isinstance(exc, exceptions.Throttled) and exc.wait:
-            response["Retry-After"] = str(int(exc.wait))
+        wait = getattr(exc, "wait", None)  # set by DRF on Throttled
+        if isinstance(exc, exceptions.Throttled) and wait:
+            response["Retry-After"] = str(int(wait))
         return response
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
@@ -70,7 +72,7 @@ class ShowView(TenantAPIView):
         return data
 
     def show(self, request: Request, room_name: str) -> Room:
-        room = _open_show(request, room_name)
+        room = _open_show(self.tenant(request), room_name)
         if room is None:
             raise ShowError(404, "Room not found")
         return room
@@ -101,14 +103,15 @@ class ShowView(TenantAPIView):
 
 def _text(data: dict[str, Any], *names: str) -> list[str] | None:
     values = [data.get(n) for n in names]
-    if not all(isinstance(v, str) and v.strip() and "\x00" not in v for v in values):
+    texts = [v.strip() for v in values if isinstance(v, str) and "\x00" not in v]
+    if len(texts) != len(values) or not all(texts):
         return None
-    return [v.strip() for v in values]
+    return texts
 
 
-def _open_show(request: Request, room_name: str) -> Room | None:
+def _open_show(tenant: Tenant, room_name: str) -> Room | None:
     """The tenant's newest open room of that name."""
-    return access.open_room_named(tenant=request.tenant, name=room_name)  # type: ignore[attr-defined]
+    return access.open_room_named(tenant=tenant, name=room_name)
 
 
 class JoinView(ShowView):
@@ -123,10 +126,10 @@ class JoinView(ShowView):
             raise ShowError(400, "role must be 'host' or 'viewer'")
         if not 3 <= len(room_name) <= 100 or len(participant_name) > 100:
             raise ShowError(400, "roomName must be 3-100 and participantName 1-100 characters")
-        room = _open_show(request, room_name)
+        room = _open_show(self.tenant(request), room_name)
         if room is None:
             room = room_services.create_room(
-                tenant=request.tenant,
+                tenant=self.tenant(request),
                 data={"name": room_name, "allow_webinar_mode": True, "max_speakers": 1},
             )
         if role == "host":
@@ -151,7 +154,7 @@ class JoinView(ShowView):
 
 class RoomsView(ShowView):
     def get(self, request: Request) -> Response:
-        live = list(Room.objects.for_tenant(request.tenant).live().order_by("pk"))
+        live = list(Room.objects.for_tenant(self.tenant(request)).live().order_by("pk"))
         if not live:
             return Response({"rooms": []})
         on_livekit = {r["name"]: r for r in _livekit_rooms([room.livekit_name for room in live])}

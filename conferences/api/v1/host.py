@@ -69,7 +69,7 @@ class HostAuthentication(authentication.BaseAuthentication):
         check = authentication.CSRFCheck(lambda r: None)  # type: ignore[arg-type]
         django_request = request._request
         check.process_request(django_request)
-        reason = check.process_view(django_request, None, (), {})
+        reason = check.process_view(django_request, lambda r: None, (), {})  # type: ignore[arg-type,return-value]
         if reason:
             raise exceptions.PermissionDenied(f"CSRF failed: {reason}")
 
@@ -97,7 +97,7 @@ class HostView(V1View):
         auth = request.auth
         return access.room_for_host(
             room_id=room_id,
-            tenant=request.tenant if isinstance(auth, ApiKey) else None,  # type: ignore[attr-defined]
+            tenant=self.tenant(request) if isinstance(auth, ApiKey) else None,
             host_secret=str(auth) if isinstance(auth, HostSecret) else None,
             user=request.user if auth is None else None,  # type: ignore[arg-type]
             write=request.method not in SAFE_METHODS,

@@ -55,7 +55,7 @@ class V1View(TenantAPIView):
 
     def get_room(self, request: Request, room_id: str) -> Room:
         """The caller's room; another tenant's room and a missing one look the same (404)."""
-        return access.room_for_tenant(tenant=request.tenant, room_id=room_id)  # type: ignore[attr-defined]
+        return access.room_for_tenant(tenant=self.tenant(request), room_id=room_id)
 
     def room_response(self, request: Request, room: Room, status: int = 200) -> Response:
         output = RoomOutputSerializer(room, context={"base_url": self.base_url(request)})
@@ -108,7 +108,7 @@ class RoomsView(V1View):
         sort = _choice_param(request, "sort", SORTS, "created_at")
         order = _choice_param(request, "order", {"asc", "desc"}, "desc")
 
-        rooms = Room.objects.for_tenant(request.tenant)
+        rooms = Room.objects.for_tenant(self.tenant(request))
         if status:
             rooms = rooms.filter(status=status)
         if room_type:
@@ -143,10 +143,12 @@ class RoomsView(V1View):
     )
     def post(self, request: Request) -> Response:
         serializer = RoomInputSerializer(
-            data=self.json_body(request), context={"tenant": request.tenant}
+            data=self.json_body(request), context={"tenant": self.tenant(request)}
         )
         serializer.is_valid(raise_exception=True)
-        room = room_services.create_room(tenant=request.tenant, data=serializer.validated_data)
+        room = room_services.create_room(
+            tenant=self.tenant(request), data=serializer.validated_data
+        )
         return self.room_response(request, room, status=201)
 
 
@@ -165,7 +167,7 @@ class RoomDetailView(V1View):
         serializer = RoomInputSerializer(
             data=self.json_body(request),
             partial=True,
-            context={"tenant": request.tenant, "instance": room},
+            context={"tenant": self.tenant(request), "instance": room},
         )
         serializer.is_valid(raise_exception=True)
         room = room_services.update_room(room=room, data=serializer.validated_data)
