@@ -12,19 +12,20 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from parley.errors import ServiceError
+
 from .models import ApiKey, Invitation, Membership, Plan, Tenant, UsageDay, User
 
 API_KEY_PREFIX = "pk_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-class AccountError(Exception):
-    """A request that cannot be honoured; `field` names the offending input."""
+class AccountError(ServiceError):
+    """A request that cannot be honoured; `field` names the offending input (the project's
+    one error base, `parley.errors.ServiceError`)."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+        super().__init__(message, field=field)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@
   Closing the page takes the entry out of the queue.
 * `HostConsumer` (`/ws/rooms/<room_id>/host`): a host's live view of the queue, and in a
   webinar room of the stage: raised hands first raised first, speakers, open invitations,
-  and a notice when an invited guest declines.
+  and a notice when an invited guest declines. The host may also act over it
+  (`{"type": "action", "action": "remove" | "mute_all" | ...}`): the same services as the
+  host API, with the same rules; the answer is `{"type": "done" | "error", ...}`.
 * `StageConsumer` (`/ws/rooms/<room_id>/stage?token=<join token>`): a guest's own stage
   state in a webinar room (its hand, an invitation to speak, its role), proven by the
   LiveKit join token its page holds.
@@ -28,11 +30,11 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from conferences import events, sessions
-from conferences.api.fields import format_datetime
+from conferences import access, events, selectors, sessions, shapes
 from conferences.models import Room, WaitingEntry
-from conferences.services import joining
-from conferences.services.errors import ServiceError
+from conferences.services import lobby, moderation, stage
+from conferences.services.errors import InvalidInput, ServiceError
+from conferences.shapes import format_datetime
 
 LOBBY_EVENTS = frozenset(
     {
@@ -53,11 +55,11 @@ CLOSE_FORBIDDEN = 4403
 def _room_status(room_id: str) -> dict[str, Any] | None:
     """The room's phase from the database. No LiveKit call: a room starting with hundreds of
     pages open must not fan out into as many calls (joining checks "full" authoritatively)."""
-    room = joining.room_by_public_id(room_id)
+    room = access.room_by_public_id(room_id)
     if room is None:
         return None
-    phase = joining.room_phase(room)
-    starts_at = joining.next_start(room) if phase == "scheduled" else None
+    phase = selectors.room_phase(room)
+    starts_at = selectors.next_start(room) if phase == "scheduled" else None
     return {"type": "room", "status": phase, "starts_at": format_datetime(starts_at)}
 
 
@@ -96,7 +98,7 @@ class RoomStatusConsumer(AsyncJsonWebsocketConsumer):
 
 def _entry_state(room_id: str, entry_id: str) -> dict[str, Any]:
     """What a waiting guest's page should do now; mints its token once it is admitted."""
-    entry = joining.lobby_entry(room_id=room_id, entry_id=entry_id)
+    entry = selectors.lobby_entry(room_id=room_id, entry_id=entry_id)
     if entry is None:
         return {"type": "gone"}
     if entry.status == WaitingEntry.Status.WAITING:
@@ -107,19 +109,10 @@ def _entry_state(room_id: str, entry_id: str) -> dict[str, Any]:
         ended = entry.room.status == Room.Status.COMPLETED
         return {"type": "ended"} if ended else {"type": "gone"}
     try:
-        issued = joining.token_for_entry(room_id=room_id, entry_id=entry_id)
+        issued = lobby.token_for_entry(room_id=room_id, entry_id=entry_id)
     except ServiceError as exc:
         return {"type": "error", "code": exc.code, "message": exc.message}
-    return {
-        "type": "admitted",
-        "token": issued.token,
-        "ws_url": issued.ws_url,
-        "room_name": issued.room_name,
-        "identity": issued.identity,
-        "name": issued.name,
-        "role": issued.role,
-        "expires_at": format_datetime(issued.expires_at),
-    }
+    return {"type": "admitted", **shapes.token_json(issued)}
 
 
 class LobbyConsumer(AsyncJsonWebsocketConsumer):
@@ -141,7 +134,7 @@ class LobbyConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         self.done = False
-        await database_sync_to_async(joining.lobby_socket_connected)(entry_id=self.entry_id)
+        await database_sync_to_async(lobby.lobby_socket_connected)(entry_id=self.entry_id)
         await self._deliver()
 
     async def disconnect(self, code: int) -> None:
@@ -149,7 +142,7 @@ class LobbyConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
         if hasattr(self, "done") and not self.done:
             # The page went away while waiting: leave the queue (no-op once decided).
-            await database_sync_to_async(joining.leave_lobby)(
+            await database_sync_to_async(lobby.leave_lobby)(
                 room_id=self.room_id, entry_id=self.entry_id
             )
 
@@ -169,7 +162,7 @@ class LobbyConsumer(AsyncJsonWebsocketConsumer):
             return
         state = await database_sync_to_async(_entry_state)(self.room_id, self.entry_id)
         if state["type"] == "waiting" and room_event in ("room.ended", "room.deleted"):
-            await database_sync_to_async(joining.leave_lobby)(
+            await database_sync_to_async(lobby.leave_lobby)(
                 room_id=self.room_id, entry_id=self.entry_id
             )
             state = {"type": "ended"}
@@ -178,25 +171,93 @@ class LobbyConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(state)
 
 
+lobby_services = lobby
+
+
+def _host_room(session: Any, user: Any, room_id: str) -> Room | None:
+    """The room if this session is (still) its host: host link or a member who may act."""
+    visitor = sessions.visitor_for(session, user, room_id)
+    return access.room_for_host_visitor(room_id=room_id, visitor=visitor)
+
+
 def _host_snapshot(
     session: Any, user: Any, room_id: str, *, lobby: bool = True, stage: bool = True
 ) -> list[dict[str, Any]] | None:
     """The queue (and, in a webinar room, the stage) if this session is (still) the room's
     host; None otherwise."""
-    from conferences.api.v1.host import lobby_payload, stage_payload
-
-    visitor = sessions.visitor_for(session, user, room_id)
-    room = joining.host_room_for(room_id=room_id, visitor=visitor)
+    room = _host_room(session, user, room_id)
     if room is None:
         return None
-    messages = []
+    messages: list[dict[str, Any]] = []
     if lobby:
-        messages.append(
-            {"type": "lobby", "room_status": joining.room_phase(room), **lobby_payload(room)}
-        )
+        queue = shapes.lobby_json(lobby_services.queue_for_host(room=room))
+        messages.append({"type": "lobby", "room_status": selectors.room_phase(room), **queue})
     if stage and room.allow_webinar_mode:
-        messages.append({"type": "stage", **stage_payload(room)})
+        messages.append({"type": "stage", **shapes.stage_json(room)})
     return messages
+
+
+def _mic_only(content: dict[str, Any]) -> bool:
+    value = content.get("mic_only", False)
+    if not isinstance(value, bool):
+        raise InvalidInput("'mic_only' must be true or false", field="mic_only")
+    return value
+
+
+def _identity(content: dict[str, Any]) -> str:
+    value = content.get("identity")
+    if not isinstance(value, str) or not value:
+        raise InvalidInput("Send the participant's 'identity'", field="identity")
+    return value
+
+
+def _act(room: Room, action: object, content: dict[str, Any]) -> dict[str, Any]:
+    """One host action, through the same service every other route calls."""
+    if action == "remove":
+        identity = _identity(content)
+        moderation.remove_participant(room=room, identity=identity)
+        return {"removed": identity}
+    if action == "mute_all":
+        return {"muted": moderation.mute_all(room=room)}
+    if action == "disable_video":
+        return {"muted": moderation.disable_video(room=room)}
+    if action == "end":
+        return {"status": moderation.end_room(room=room).status}
+    if action == "start":
+        return {"status": moderation.start_room(room=room).status}
+    if action == "lower_all_hands":
+        return {"lowered": stage.lower_all_hands(room=room)}
+    if action == "invite":
+        target = stage.invite(room=room, identity=_identity(content), mic_only=_mic_only(content))
+    elif action == "promote":
+        target = stage.promote(room=room, identity=_identity(content), mic_only=_mic_only(content))
+    elif action == "demote":
+        target = stage.demote(room=room, identity=_identity(content))
+    else:
+        raise InvalidInput(f"Unknown action; use one of: {', '.join(HOST_ACTIONS)}", field="action")
+    return {"participant": shapes.stage_participant_json(target)}
+
+
+HOST_ACTIONS = ("remove", "mute_all", "disable_video", "end", "start", "lower_all_hands",
+                "invite", "promote", "demote")  # fmt: skip
+
+
+def _host_action(
+    session: Any, user: Any, room_id: str, content: dict[str, Any]
+) -> dict[str, Any] | None:
+    """`{"type": "action", "action", "identity"?, "mic_only"?, "ref"?}` from a host page:
+    the answer to send back, or None when this session is no longer the room's host."""
+    room = _host_room(session, user, room_id)
+    if room is None:
+        return None
+    action = content.get("action")
+    reply: dict[str, Any] = {"action": action, "ref": content.get("ref")}
+    try:
+        result = _act(room, action, content)
+    except ServiceError as exc:
+        return {"type": "error", **reply, "code": exc.code, "message": exc.message,
+                "field": exc.field}  # fmt: skip
+    return {"type": "done", **reply, **result}
 
 
 class HostConsumer(AsyncJsonWebsocketConsumer):
@@ -219,6 +280,18 @@ class HostConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "action":
+            session = self.scope.get("session")
+            reply = None
+            if session is not None:
+                reply = await database_sync_to_async(_host_action)(
+                    session, self.scope.get("user"), self.room_id, content
+                )
+            if reply is None:
+                await self.close(code=CLOSE_FORBIDDEN)
+                return
+            await self.send_json(reply)
+            return
         await self._refresh(lobby=True, stage=self.stage)
 
     async def parley_event(self, message: dict[str, Any]) -> None:
@@ -262,15 +335,19 @@ class HostConsumer(AsyncJsonWebsocketConsumer):
 
 
 def _stage_member(room_id: str, token: str) -> str | None:
-    member = joining.stage_socket_member(room_id=room_id, token=token)
-    return member[1] if member is not None else None
+    """The identity a guest page's token proves for this room, if it is in the room now."""
+    try:
+        room, identity = access.room_for_guest_token(room_id=room_id, token=token)
+    except ServiceError:
+        return None
+    if selectors.present_participant(room=room, identity=identity) is None:
+        return None
+    return identity
 
 
 def _own_state(room_id: str, identity: str) -> dict[str, Any] | None:
-    from conferences.api.v1.stage import own_stage_state
-
-    participant = joining.own_stage_state(room_id=room_id, identity=identity)
-    return None if participant is None else own_stage_state(participant)
+    participant = selectors.own_stage_state(room_id=room_id, identity=identity)
+    return None if participant is None else dict(shapes.own_stage_json(participant))
 
 
 class StageConsumer(AsyncJsonWebsocketConsumer):

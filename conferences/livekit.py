@@ -1,8 +1,9 @@
 """The LiveKit gateway: the only module that talks to LiveKit.
 
 Every call has a timeout; any transport failure, timeout or server-side error surfaces as
-`LiveKitUnavailable`, so callers can answer 503 and leave the database untouched. A missing
-room or participant surfaces as `LiveKitNotFound`.
+`LiveKitUnavailable`, which *is* the services' `Unavailable` error (503, "The media server is
+unavailable"): callers let it propagate, and their transaction leaves the database untouched.
+A missing room or participant surfaces as `LiveKitNotFound`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from livekit import api
 
+from parley.errors import Unavailable
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -35,8 +38,17 @@ class LiveKitError(Exception):
     pass
 
 
-class LiveKitUnavailable(LiveKitError):
-    """LiveKit could not be reached, timed out, or failed on its side."""
+UNAVAILABLE_MESSAGE = "The media server is unavailable; try again shortly"
+
+
+class LiveKitUnavailable(LiveKitError, Unavailable):
+    """LiveKit could not be reached, timed out, or failed on its side. The service error
+    itself: every interface answers it as 503 LIVEKIT_UNAVAILABLE with a message for people;
+    `detail` keeps what went wrong for the logs."""
+
+    def __init__(self, detail: str = "") -> None:
+        Unavailable.__init__(self, UNAVAILABLE_MESSAGE)
+        self.detail = detail
 
 
 class LiveKitNotFound(LiveKitError):

@@ -12,7 +12,7 @@ import secrets
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
-from .api.errors import json_error
+from .api.errors import json_error, request_id_of
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +52,10 @@ class RequestIDMiddleware(_Middleware):
 
     def before(self, request: HttpRequest) -> None:
         sent = request.headers.get("X-Request-ID", "")
-        request.request_id = sent if _CLIENT_ID.match(sent) else f"req_{secrets.token_hex(10)}"
+        request.request_id = sent if _CLIENT_ID.match(sent) else f"req_{secrets.token_hex(10)}"  # type: ignore[attr-defined]
 
     def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
-        response["X-Request-ID"] = request.request_id
+        response["X-Request-ID"] = request_id_of(request)
         return response
 
 
@@ -74,7 +74,7 @@ class ApiExceptionMiddleware(_Middleware):
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path.startswith(API_PREFIX):
             return None
-        logger.exception("Unhandled error on %s (request %s)", request.path, request.request_id)
+        logger.exception("Unhandled error on %s (request %s)", request.path, request_id_of(request))
         return json_error(
             request,
             status_code=500,

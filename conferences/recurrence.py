@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from dateutil.rrule import rrule, rrulestr
+from dateutil.rrule import rrule, rruleset, rrulestr
 
 MAX_COUNT = 1000  # occurrences one rule may produce when bounded by COUNT
 MAX_YEARS = 10  # UNTIL may not reach further than this
@@ -240,7 +240,7 @@ def parse(value: str | dict[str, Any] | None, *, start: dt.datetime, zone: ZoneI
     `None` means "weekly at the same local time". Raises RecurrenceError naming what is wrong.
     """
     if value is None:
-        parts, exdates = {"FREQ": "WEEKLY"}, []
+        parts, exdates = {"FREQ": "WEEKLY"}, []  # type: ignore[var-annotated]
     elif isinstance(value, str):
         if len(value) > 2000:
             raise RecurrenceError("The 'recurrence' is too long")
@@ -283,7 +283,7 @@ def parse(value: str | dict[str, Any] | None, *, start: dt.datetime, zone: ZoneI
     return Recurrence(rule=rule, exdates=tuple(exdates))
 
 
-def compile_rule(recurrence: Recurrence, start_local: dt.datetime) -> rrule:
+def compile_rule(recurrence: Recurrence, start_local: dt.datetime) -> rrule | rruleset:
     return rrulestr(recurrence.rule, dtstart=start_local)
 
 

@@ -3,15 +3,15 @@
 The session keeps proofs, never secrets: keyed fingerprints of a room's password hash and
 host secret (so changing either voids old proofs), the email address a one-time code
 proved, and the lobby entries this browser created. `visitor_for` turns them into the
-`joining.Visitor` the services decide on.
+`access.Visitor` the services decide on.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from conferences import access
 from conferences.models import Room
-from conferences.services import joining
 
 ACCESS = "parley.access"  # {room_id: {"password": fingerprint} | {"email": address}}
 HOSTS = "parley.hosts"  # {room_id: host fingerprint}
@@ -28,12 +28,12 @@ def _bounded_put(session: Any, key: str, name: str, value: Any) -> None:
     session[key] = data
 
 
-def visitor_for(session: Any, user: Any, room_id: str, client: str = "") -> joining.Visitor:
-    access = (session.get(ACCESS) or {}).get(room_id) or {}
-    return joining.Visitor(
+def visitor_for(session: Any, user: Any, room_id: str, client: str = "") -> access.Visitor:
+    proofs = (session.get(ACCESS) or {}).get(room_id) or {}
+    return access.Visitor(
         user=user if user is not None and getattr(user, "is_authenticated", False) else None,
-        password_fingerprint=str(access.get("password", "")),
-        email=str(access.get("email", "")),
+        password_fingerprint=str(proofs.get("password", "")),
+        email=str(proofs.get("email", "")),
         host_fingerprint=str((session.get(HOSTS) or {}).get(room_id, "")),
         client=client,
     )
@@ -48,7 +48,7 @@ def remember_email(session: Any, room: Room, email: str) -> None:
 
 
 def remember_host(session: Any, room: Room) -> None:
-    _bounded_put(session, HOSTS, room.room_id, joining.host_fingerprint(room))
+    _bounded_put(session, HOSTS, room.room_id, access.host_fingerprint(room))
 
 
 def remember_entry(session: Any, room: Room, entry_id: str) -> None:

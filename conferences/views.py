@@ -21,31 +21,31 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from accounts.models import Membership
 from branding.selectors import brand_for_room
 
-from . import sessions
+from . import access, selectors, sessions, shapes
 from .api.errors import json_error
-from .api.fields import format_datetime
 from .api.parsers import too_deep
-from .api.v1.stage import own_stage_state
 from .models import Room
 from .roles import Role
-from .services import joining, stage
-from .services.errors import ServiceError
+from .services import access as access_services
+from .services import lobby, stage
+from .services.errors import InvalidInput, LockedOut, NotFound, ServiceError, Unauthorized
+from .shapes import format_datetime, own_stage_json
 
 MAX_BODY = 16 * 1024
 
 
 def _room_or_404(room_id: str) -> Room:
-    room = joining.room_by_public_id(room_id)
-    if room is None:
-        raise Http404("Room not found")
-    return room
+    try:
+        return access.room_for_join_link(room_id=room_id)
+    except NotFound:
+        raise Http404("Room not found") from None
 
 
 def _client(request: HttpRequest) -> str:
-    return joining.client_key(request.META.get("REMOTE_ADDR", ""))
+    return access.client_key(request.META.get("REMOTE_ADDR", ""))
 
 
-def _visitor(request: HttpRequest, room: Room) -> joining.Visitor:
+def _visitor(request: HttpRequest, room: Room) -> access.Visitor:
     return sessions.visitor_for(request.session, request.user, room.room_id, _client(request))
 
 
@@ -53,11 +53,11 @@ def _visitor(request: HttpRequest, room: Room) -> joining.Visitor:
 
 
 def _page_config(
-    request: HttpRequest, room: Room, visitor: joining.Visitor, host_secret: str | None
+    request: HttpRequest, room: Room, visitor: access.Visitor, host_secret: str | None
 ) -> dict[str, Any]:
-    state = joining.room_state(room)
-    role = joining.host_role(room, visitor)
-    problem = None if role else joining.access_problem(room, visitor)
+    state = selectors.room_state(room)
+    role = access.host_role(room, visitor)
+    problem = None if role else access.access_problem(room, visitor)
     base = f"/room/{room.room_id}"
     user = request.user if request.user.is_authenticated else None
     return {
@@ -161,7 +161,7 @@ def join_page(request: HttpRequest, room_id: str) -> HttpResponse:
 def host_page(request: HttpRequest, room_id: str, secret: str) -> HttpResponse:
     """The host link: makes this browser the room's host (its session keeps a proof)."""
     room = _room_or_404(room_id)
-    if not joining.host_secret_matches(room, secret):
+    if not access.host_secret_matches(room, secret):
         raise Http404("Room not found")
     sessions.remember_host(request.session, room)
     response = _render_join(request, room, host_secret=secret)
@@ -173,7 +173,9 @@ def host_page(request: HttpRequest, room_id: str, secret: str) -> HttpResponse:
 def api_tester(request: HttpRequest) -> HttpResponse:
     """Create a room with a pasted API key, then test live audio in it (key never stored)."""
     memberships = list(
-        Membership.objects.filter(user=request.user).select_related("tenant").order_by("id")
+        Membership.objects.filter(user=request.user)  # type: ignore[misc]  # login_required
+        .select_related("tenant")
+        .order_by("id")
     )
     response = render(
         request,
@@ -252,10 +254,10 @@ def room_json(method: str) -> Callable[[Handler], Callable[..., JsonResponse]]:
                     code="CSRF_FAILED",
                     message="Reload the page and try again",
                 )
-            room = joining.room_by_public_id(room_id)
+            room = access.room_by_public_id(room_id)
             if room is None:
                 return json_error(
-                    request, status_code=404, code="NOT_FOUND", message="Room not found"
+                    request, status_code=404, code="NOT_FOUND", message=access.ROOM_NOT_FOUND
                 )
             body: dict[str, Any] = {}
             if method == "POST":
@@ -273,7 +275,7 @@ def room_json(method: str) -> Callable[[Handler], Callable[..., JsonResponse]]:
                     message=exc.message,
                     field=exc.field,
                 )
-                if isinstance(exc, joining.LockedOut):
+                if isinstance(exc, LockedOut):
                     response["Retry-After"] = str(exc.retry_after)
                 return response
 
@@ -284,7 +286,7 @@ def room_json(method: str) -> Callable[[Handler], Callable[..., JsonResponse]]:
 
 @room_json("GET")
 def room_state(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse:
-    state = joining.room_state(room)
+    state = selectors.room_state(room)
     return JsonResponse(
         {
             "status": state.status,
@@ -298,7 +300,7 @@ def room_state(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonRe
 
 @room_json("POST")
 def check_password(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse:
-    fingerprint = joining.verify_password(
+    fingerprint = access_services.verify_password(
         room=room, password=body.get("password"), client=_client(request)
     )
     sessions.remember_password(request.session, room, fingerprint)
@@ -307,13 +309,15 @@ def check_password(request: HttpRequest, room: Room, body: dict[str, Any]) -> Js
 
 @room_json("POST")
 def send_code(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse:
-    email = joining.request_code(room=room, email=body.get("email"), client=_client(request))
+    email = access_services.request_code(
+        room=room, email=body.get("email"), client=_client(request)
+    )
     return JsonResponse({"sent": True, "email": email, "expires_in": 600})
 
 
 @room_json("POST")
 def check_code(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse:
-    email = joining.verify_code(
+    email = access_services.verify_code(
         room=room, email=body.get("email"), code=body.get("code"), client=_client(request)
     )
     sessions.remember_email(request.session, room, email)
@@ -324,8 +328,8 @@ def check_code(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonRe
 def join(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse:
     # Asking again replaces this browser's earlier place in the queue.
     for entry_id in sessions.entries_for(request.session, room.room_id):
-        joining.leave_lobby(room_id=room.room_id, entry_id=entry_id)
-    result = joining.join(room=room, name=body.get("name"), visitor=_visitor(request, room))
+        lobby.leave_lobby(room_id=room.room_id, entry_id=entry_id)
+    result = lobby.join(room=room, name=body.get("name"), visitor=_visitor(request, room))
     if result.entry is not None:
         entry = result.entry
         sessions.remember_entry(request.session, room, entry.entry_id)
@@ -341,17 +345,7 @@ def join(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse
     issued = result.token
     assert issued is not None
     return JsonResponse(
-        {
-            "status": "admitted",
-            "token": issued.token,
-            "ws_url": issued.ws_url,
-            "room_name": issued.room_name,
-            "identity": issued.identity,
-            "name": issued.name,
-            "role": issued.role,
-            "expires_at": format_datetime(issued.expires_at),
-        },
-        headers={"Cache-Control": "no-store"},
+        {"status": "admitted", **shapes.token_json(issued)}, headers={"Cache-Control": "no-store"}
     )
 
 
@@ -363,7 +357,7 @@ def leave_lobby(
         return json_error(
             request, status_code=404, code="NOT_FOUND", message="Unknown waiting-room entry"
         )
-    return JsonResponse({"left": joining.leave_lobby(room_id=room.room_id, entry_id=entry_id)})
+    return JsonResponse({"left": lobby.leave_lobby(room_id=room.room_id, entry_id=entry_id)})
 
 
 # --- the stage, from a guest's page (webinar rooms) -------------------------------------------
@@ -382,9 +376,9 @@ def _stage_error(request: HttpRequest, exc: ServiceError) -> JsonResponse:
     response = json_error(
         request, status_code=exc.status, code=exc.code, message=exc.message, field=exc.field
     )
-    if isinstance(exc, joining.LockedOut):
+    if isinstance(exc, LockedOut):
         response["Retry-After"] = str(exc.retry_after)
-    if isinstance(exc, joining.Unauthorized):
+    if isinstance(exc, Unauthorized):
         response["WWW-Authenticate"] = 'Bearer realm="room"'
     return response
 
@@ -404,7 +398,9 @@ def stage_json(fields: frozenset[str]) -> Callable[[StageHandler], Callable[...,
                 response["Allow"] = "POST"
                 return response
             try:
-                room, identity = joining.stage_member(room_id=room_id, token=_bearer(request))
+                room, identity = access.room_for_guest_token(
+                    room_id=room_id, token=_bearer(request)
+                )
                 body: dict[str, Any] = {}
                 if (request.META.get("CONTENT_LENGTH") or "0") != "0":
                     parsed = _body(request)
@@ -413,10 +409,8 @@ def stage_json(fields: frozenset[str]) -> Callable[[StageHandler], Callable[...,
                     body = parsed
                 unknown = sorted(set(body) - fields)
                 if unknown:
-                    raise joining.InvalidInput(
-                        f"Unknown field '{unknown[0][:64]}'", field=unknown[0][:64]
-                    )
-                joining.count_stage_action(room=room, identity=identity)
+                    raise InvalidInput(f"Unknown field '{unknown[0][:64]}'", field=unknown[0][:64])
+                stage.count_stage_action(room=room, identity=identity)
                 return view(request, room, identity, body)
             except ServiceError as exc:
                 return _stage_error(request, exc)
@@ -432,10 +426,8 @@ def stage_hand(
 ) -> JsonResponse:
     raised = body.get("raised")
     if not isinstance(raised, bool):
-        raise joining.InvalidInput("'raised' must be true or false", field="raised")
-    return JsonResponse(
-        own_stage_state(stage.set_hand(room=room, identity=identity, raised=raised))
-    )
+        raise InvalidInput("'raised' must be true or false", field="raised")
+    return JsonResponse(own_stage_json(stage.set_hand(room=room, identity=identity, raised=raised)))
 
 
 @stage_json(frozenset())
@@ -443,7 +435,7 @@ def stage_accept(
     request: HttpRequest, room: Room, identity: str, body: dict[str, Any]
 ) -> JsonResponse:
     participant = stage.respond_to_invite(room=room, identity=identity, accept=True)
-    return JsonResponse(own_stage_state(participant))
+    return JsonResponse(own_stage_json(participant))
 
 
 @stage_json(frozenset())
@@ -451,4 +443,4 @@ def stage_decline(
     request: HttpRequest, room: Room, identity: str, body: dict[str, Any]
 ) -> JsonResponse:
     participant = stage.respond_to_invite(room=room, identity=identity, accept=False)
-    return JsonResponse(own_stage_state(participant))
+    return JsonResponse(own_stage_json(participant))

@@ -212,7 +212,9 @@ class RoomForm(forms.Form):
                 )
             return [(name, forms.CharField(widget=forms.NumberInput(attrs=attrs), **common))]
         if isinstance(api_field, api_fields.OffsetDateTimeField):
-            widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_FORMAT)
+            widget: forms.Widget = forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format=LOCAL_FORMAT
+            )
             return [(name, forms.CharField(widget=widget, **common))]
         if isinstance(api_field, v1.EmailListField):
             widget = forms.Textarea(attrs={"rows": 3, "autocomplete": "off"})
@@ -328,7 +330,7 @@ class RoomForm(forms.Form):
         return body
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         body = self._json(cleaned)
         partial = self.room is not None
         if partial:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Sum
 from django.utils import timezone
@@ -24,6 +23,7 @@ from accounts import services as account_services
 from accounts.models import Tenant, UsageDay
 from conferences import events, livekit
 from conferences.models import Room
+from parley import ratelimit
 
 logger = logging.getLogger(__name__)
 LIVE_SHOWN = 50  # live rooms listed on the overview
@@ -61,12 +61,9 @@ class Meter:
 
 
 def requests_this_hour(tenant: Tenant, now: float | None = None) -> int:
-    """API requests counted in the current fixed hourly window (as conferences.api.auth
-    counts them: key rl:v1:<tenant>:<window start>)."""
-    window = settings.API_RATE_LIMIT_WINDOW
+    """API requests counted in the current fixed hourly window (the API throttle's counter)."""
     moment = timezone.now().timestamp() if now is None else now
-    start = int(moment // window) * window
-    return int(cache.get(f"rl:v1:{tenant.pk}:{start}") or 0)
+    return ratelimit.used(ratelimit.api_window(tenant.pk, now=moment))
 
 
 def month_start(now: dt.datetime) -> dt.date:
@@ -161,7 +158,7 @@ def live_rooms(tenant: Tenant) -> tuple[list[LiveRoom], bool]:
         LiveRoom(
             room_id=room.room_id,
             name=room.name,
-            live_since=room.live_since,
+            live_since=room.live_since,  # type: ignore[arg-type]  # live() rooms have one
             participants=counts.get(room.livekit_name, 0) if reachable else None,
             max_participants=room.max_participants,
         )

@@ -6,16 +6,15 @@ import math
 import time
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.core.cache import cache
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions, permissions
+from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey, Tenant
 from accounts.services import authenticate_api_key
+from parley import ratelimit
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -70,25 +69,16 @@ def consume_request(tenant: Tenant, *, now: float | None = None) -> tuple[bool, 
     Atomic with Redis (INCR) and with the local-memory cache (locked). Returns whether the
     request is allowed and the state for the X-RateLimit-* headers.
     """
-    window = settings.API_RATE_LIMIT_WINDOW
-    now = time.time() if now is None else now
-    start = int(now // window) * window
-    reset = start + window
+    w = ratelimit.api_window(tenant.pk, now=now)
     limit = tenant.plan.requests_per_hour
     if limit is None:
-        return True, RateState(limit=None, remaining=None, reset=reset)
-    key = f"rl:v1:{tenant.pk}:{start}"
-    cache.add(key, 0, timeout=window + 60)
-    try:
-        used = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=window + 60)
-        used = 1
+        return True, RateState(limit=None, remaining=None, reset=w.reset)
+    used = ratelimit.hit(w)
     allowed = used <= limit
-    return allowed, RateState(limit=limit, remaining=limit - min(used, limit), reset=reset)
+    return allowed, RateState(limit=limit, remaining=limit - min(used, limit), reset=w.reset)
 
 
-class PlanRateThrottle:
+class PlanRateThrottle(throttling.BaseThrottle):
     """DRF throttle that applies the tenant plan's requests/hour and remembers the state."""
 
     def allow_request(self, request: Request, view: object) -> bool:
@@ -119,6 +109,11 @@ class TenantAPIView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasTenant]
     throttle_classes = [PlanRateThrottle]
+
+    def tenant(self, request: Request) -> Tenant:
+        """The caller's tenant (its API key's), set by ApiKeyAuthentication."""
+        tenant: Tenant = request.tenant  # type: ignore[attr-defined]
+        return tenant
 
     def finalize_response(self, request: Request, response: Response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -13,13 +13,14 @@ from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from conferences.services.errors import ServiceError
+from parley.errors import LockedOut, NotFound, ServiceError
 
 logger = logging.getLogger(__name__)
 
 
-class ApiError(exceptions.APIException):
-    """An error with an explicit status, code, message and (optionally) field."""
+class ApiError(ServiceError):
+    """A request error found by the API layer itself (a bad query parameter, ...): the
+    project's one error base, with an explicit status and optional extra headers."""
 
     def __init__(
         self,
@@ -30,22 +31,9 @@ class ApiError(exceptions.APIException):
         field: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(detail=message, code=code)
-        self.status_code = status_code
-        self.error_code = code
-        self.message = message
-        self.field = field
+        super().__init__(message, code=code, field=field)
+        self.status = status_code
         self.headers = headers or {}
-
-
-class NotFound(ApiError):
-    def __init__(self, message: str = "Room not found") -> None:
-        super().__init__(message, code="NOT_FOUND", status_code=404)
-
-
-class Conflict(ApiError):
-    def __init__(self, message: str, *, code: str = "CONFLICT", field: str | None = None) -> None:
-        super().__init__(message, code=code, status_code=409, field=field)
 
 
 def request_id_of(request: HttpRequest | None) -> str:
@@ -110,9 +98,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = NotFound("Not found")
     if isinstance(exc, ServiceError):
         status_code, code, message, field = exc.status, exc.code, exc.message, exc.field
-    elif isinstance(exc, ApiError):
-        status_code, code, message, field = exc.status_code, exc.error_code, exc.message, exc.field
-        headers.update(exc.headers)
+        headers.update(getattr(exc, "headers", {}))
+        if isinstance(exc, LockedOut):
+            headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, exceptions.ValidationError):
         field, message = _first_validation_error(exc.detail)
         status_code, code = 400, "INVALID_PARAMETER"
@@ -121,8 +109,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         message, field = str(exc.detail), None
         if isinstance(exc, exceptions.ParseError):
             message = "Request body is not valid JSON"
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(int(exc.wait))
+        wait = getattr(exc, "wait", None)  # set by DRF on Throttled
+        if isinstance(exc, exceptions.Throttled) and wait is not None:
+            headers["Retry-After"] = str(int(wait))
     else:
         return None  # a crash: ApiExceptionMiddleware answers 500 with the envelope
     response = Response(

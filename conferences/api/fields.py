@@ -9,6 +9,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from conferences.shapes import format_datetime
+
+__all__ = ["format_datetime"]  # the one datetime format, kept importable from here
+
 
 def _quote(field: serializers.Field) -> str:
     return f"'{field.field_name}'"
@@ -103,9 +107,3 @@ class OffsetDateTimeField(serializers.Field):
 
     def to_representation(self, value: Any) -> Any:
         return format_datetime(value)
-
-
-def format_datetime(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,50 +1,59 @@
-"""Domain errors raised by services; each interface translates them to its own format."""
+"""Errors raised by the conference services: the project's one hierarchy (`parley.errors`)
+and the kinds only rooms have. Each interface translates them to its own format."""
 
 from __future__ import annotations
 
+from parley.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    InvalidState,
+    LimitExceeded,
+    LockedOut,
+    NotFound,
+    ServiceError,
+    Unauthorized,
+    Unavailable,
+)
 
-class ServiceError(Exception):
-    status = 400
-    code = "INVALID_REQUEST"
+__all__ = [
+    "AccessRequired",
+    "Conflict",
+    "ControlDisabled",
+    "Forbidden",
+    "InvalidInput",
+    "InvalidState",
+    "LimitExceeded",
+    "LockedOut",
+    "NotFound",
+    "RoomFull",
+    "ServiceError",
+    "Unauthorized",
+    "Unavailable",
+    "WrongCredentials",
+]
 
-    def __init__(self, message: str, *, code: str | None = None, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        if code:
-            self.code = code
 
+class AccessRequired(ServiceError):
+    """The visitor has not (or no longer) met the room's access policy. `code` says what is
+    missing: PASSWORD_REQUIRED, EMAIL_VERIFICATION_REQUIRED, NOT_ON_GUEST_LIST, LOGIN_REQUIRED."""
 
-class LimitExceeded(ServiceError):
     status = 403
-    code = "PLAN_LIMIT_EXCEEDED"
+    code = "ACCESS_REQUIRED"
 
 
-class InvalidState(ServiceError):
-    status = 409
-    code = "INVALID_ROOM_STATE"
-
-
-class Unavailable(ServiceError):
-    status = 503
-    code = "LIVEKIT_UNAVAILABLE"
-
-
-class NotFound(ServiceError):
-    status = 404
-    code = "NOT_FOUND"
-
-
-class Forbidden(ServiceError):
+class WrongCredentials(ServiceError):
     status = 403
-    code = "FORBIDDEN"
+    code = "WRONG_PASSWORD"
 
 
-class InvalidInput(ServiceError):
-    status = 400
-    code = "INVALID_PARAMETER"
-
-
-class Conflict(ServiceError):
+class RoomFull(ServiceError):
     status = 409
-    code = "CONFLICT"
+    code = "ROOM_FULL"
+
+
+class ControlDisabled(ServiceError):
+    """The room's host_controls switch this action off for hosts."""
+
+    status = 403
+    code = "HOST_CONTROL_DISABLED"

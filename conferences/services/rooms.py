@@ -33,7 +33,7 @@ from conferences.models import (
 from conferences.roles import attributes_for, default_role, grants_for
 
 from . import schedule as schedule_services
-from .errors import InvalidState, LimitExceeded, Unavailable
+from .errors import InvalidState, LimitExceeded
 
 DEFAULTS: dict[str, Any] = {
     "room_type": Room.RoomType.TEMPORARY,
@@ -109,13 +109,9 @@ def create_room(*, tenant: Tenant, data: dict[str, Any]) -> Room:
 
 def _schedule(room: Room, data: dict[str, Any], *, replace: bool) -> None:
     rule = data.get("recurrence") if room.recurring else None
-    args = dict(
-        room=room, start=room.start_time, end=room.end_time, zone_name=room.timezone, rule=rule
-    )
-    if replace:
-        schedule_services.replace_schedule(**args)
-    else:
-        schedule_services.create_schedule(**args)
+    write = schedule_services.replace_schedule if replace else schedule_services.create_schedule
+    assert room.start_time is not None  # a scheduled room has one (validated)
+    write(room=room, start=room.start_time, end=room.end_time, zone_name=room.timezone, rule=rule)
 
 
 @transaction.atomic
@@ -203,14 +199,11 @@ def _go_live(room: Room, now: datetime, occurrence: Occurrence | None = None) ->
     if room.deactivated_at is not None:
         raise InvalidState("The room has been deactivated", code="ROOM_DEACTIVATED")
     _check_concurrency(room)
-    try:
-        livekit.create_room(
-            name=room.livekit_name,
-            max_participants=room.max_participants,
-            metadata=livekit_metadata(room),
-        )
-    except livekit.LiveKitUnavailable:
-        raise Unavailable("The media server is unavailable; try again shortly") from None
+    livekit.create_room(
+        name=room.livekit_name,
+        max_participants=room.max_participants,
+        metadata=livekit_metadata(room),
+    )
     room.live_since = now
     RoomSession.objects.create(
         room=room, occurrence=occurrence, started_at=now, close_at=_close_at(room, now, occurrence)
@@ -252,10 +245,7 @@ def start_room(*, room: Room) -> Room:
 
 
 def _livekit_delete(room: Room) -> None:
-    try:
-        livekit.delete_room(name=room.livekit_name)
-    except livekit.LiveKitUnavailable:
-        raise Unavailable("The media server is unavailable; try again shortly") from None
+    livekit.delete_room(name=room.livekit_name)
 
 
 def _end_session(room: Room, now: datetime, *, on_livekit: bool = True) -> None:
@@ -299,12 +289,16 @@ def _end_session(room: Room, now: datetime, *, on_livekit: bool = True) -> None:
 
 @transaction.atomic
 def stop_room(*, room: Room) -> Room:
-    """End the room for everyone: LiveKit room deleted; status completed (a recurring room
-    waits for its next occurrence)."""
+    """End the room for everyone, whatever the route (v1 /stop, host /end, the dashboard,
+    the Interactive Show facade): LiveKit room deleted; status completed (a recurring room
+    waits for its next occurrence); everyone still in its waiting room leaves the queue."""
+    from . import lobby  # lobby issues tokens through this module
+
     room = Room.objects.select_for_update().get(pk=room.pk)
     if room.live_since is None and room.status == Room.Status.COMPLETED:
         raise InvalidState("The room has already ended", code="ROOM_ALREADY_ENDED")
     _end_session(room, timezone.now())
+    lobby.close(room=room)
     return room
 
 
@@ -425,8 +419,9 @@ def issue_token(
         with transaction.atomic():
             locked = Room.objects.select_for_update().get(pk=room.pk)
             if locked.live_since is None and locked.status == Room.Status.ACTIVE:
-                _go_live(locked, timezone.now())
-                _mark_started(locked, locked.live_since)
+                now = timezone.now()
+                _go_live(locked, now)
+                _mark_started(locked, now)
             room = locked
     stored = Participant.objects.filter(room=room, identity=identity).first() if identity else None
     if role is None:
@@ -480,8 +475,5 @@ def _record_participant(
 
 
 def live_participants(*, room: Room) -> list[livekit.ParticipantDict]:
-    """Who is in the room on LiveKit right now."""
-    try:
-        return livekit.list_participants(room=room.livekit_name)
-    except livekit.LiveKitUnavailable:
-        raise Unavailable("The media server is unavailable; try again shortly") from None
+    """Who is in the room on LiveKit right now (LiveKit down: Unavailable)."""
+    return livekit.list_participants(room=room.livekit_name)

@@ -238,6 +238,7 @@ def split_series(*, occurrence: Occurrence, change: SeriesChange) -> Schedule:
     _editable(occurrence)
     old = occurrence.schedule
     start = (change.start or occurrence.original_start).replace(microsecond=0)
+    duration: dt.timedelta | None
     if change.end is not None:
         duration = change.end - start
         if duration <= dt.timedelta(0):
@@ -341,4 +342,4 @@ def claim_due(*, now: dt.datetime) -> DueWork:
         Occurrence.objects.filter(pk__in=ids).update(dispatched_at=now)
     if closes:
         RoomSession.objects.filter(pk__in=[pk for pk, _ in closes]).update(close_dispatched_at=now)
-    return DueWork(starts=starts, closes=closes)
+    return DueWork(starts=starts, closes=closes)  # type: ignore[arg-type]  # close_at__lte: not null

@@ -1,4 +1,4 @@
-"""The stage: raise hand, invite, promote, demote, remove — live, through LiveKit.
+"""The stage: raise hand, invite, promote, demote — live, through LiveKit.
 
 Every change is stored first (so the identity's next token carries it), then pushed to the
 connected participant with one UpdateParticipant carrying the whole new permission set and
@@ -12,19 +12,28 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from conferences import events, livekit
+from conferences import access, events, livekit, selectors
 from conferences.models import Participant, Room
 from conferences.roles import STAGE_ROLES, Role, attributes_for, grants_for
+from parley import ratelimit
 
-from .errors import Conflict, InvalidState, NotFound, Unavailable
+from . import moderation
+from .errors import Conflict, InvalidState, LockedOut, NotFound
+
+STAGE_ACTIONS_PER_MINUTE = 30  # hand and invitation answers one identity may send
+
+# Reads moved to conferences.selectors; kept here for callers written against this module.
+Hand = selectors.Hand
+Lineup = selectors.Lineup
+HANDS_SHOWN = selectors.HANDS_SHOWN
+hand_queue = selectors.hand_queue
+lineup = selectors.lineup
+present_participant = selectors.present_participant
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +58,14 @@ def _push(room: Room, participant: Participant, *, permissions: bool) -> None:
     grants = (
         grants_for(participant.role, room, mic_only=participant.mic_only) if permissions else None
     )
-    try:
-        livekit.update_participant(
-            room=room.livekit_name,
-            identity=participant.identity,
-            grants=grants,
-            attributes=attributes_for(
-                participant.role, hand_raised=participant.hand_raised_at is not None
-            ),
-        )
-    except livekit.LiveKitUnavailable:
-        raise Unavailable("The media server is unavailable; try again shortly") from None
+    livekit.update_participant(
+        room=room.livekit_name,
+        identity=participant.identity,
+        grants=grants,
+        attributes=attributes_for(
+            participant.role, hand_raised=participant.hand_raised_at is not None
+        ),
+    )
 
 
 def _data_on_commit(room: Room, payload: dict[str, Any], *, to: list[str] | None = None) -> None:
@@ -89,70 +95,6 @@ def _event(room: Room, name: str, participant: Participant, **extra: Any) -> Non
             **extra,
         },
     )
-
-
-@dataclass(frozen=True)
-class Hand:
-    identity: str
-    name: str
-    raised_at: datetime
-    position: int
-
-
-def hand_queue(*, room: Room, limit: int | None = None) -> list[Hand]:
-    """Raised hands, first raised first (the first `limit` of them). One query."""
-    rows = (
-        Participant.objects.present()
-        .filter(room=room, hand_raised_at__isnull=False)
-        .order_by("hand_raised_at", "pk")
-        .values_list("identity", "name", "hand_raised_at")
-    )
-    if limit is not None:
-        rows = rows[:limit]
-    return [
-        Hand(identity=i, name=n, raised_at=at, position=k + 1) for k, (i, n, at) in enumerate(rows)
-    ]
-
-
-@dataclass(frozen=True)
-class Lineup:
-    """What a host's stage panel shows: the hand queue (its first HANDS_SHOWN), who is on
-    stage as a speaker, and who has an invitation they have not answered yet."""
-
-    hands: list[Hand]
-    hands_total: int
-    speakers: list[Participant]
-    invited: list[Participant]
-
-
-HANDS_SHOWN = 200
-
-
-def lineup(*, room: Room) -> Lineup:
-    """The room's stage at a glance. Two queries (three past HANDS_SHOWN raised hands)."""
-    hands = hand_queue(room=room, limit=HANDS_SHOWN)
-    total = len(hands)
-    if total == HANDS_SHOWN:
-        total = (
-            Participant.objects.present().filter(room=room, hand_raised_at__isnull=False).count()
-        )
-    people = list(
-        Participant.objects.present()
-        .filter(room=room)
-        .filter(Q(role=Role.SPEAKER) | Q(invited_at__isnull=False))
-        .order_by("pk")[: 2 * HANDS_SHOWN]
-    )
-    return Lineup(
-        hands=hands,
-        hands_total=total,
-        speakers=[p for p in people if p.role == Role.SPEAKER],
-        invited=[p for p in people if p.role != Role.SPEAKER and p.invited_at is not None],
-    )
-
-
-def present_participant(*, room: Room, identity: str) -> Participant | None:
-    """`identity`'s stage state in `room` while it is in the room; None once it left."""
-    return Participant.objects.present().filter(room=room, identity=identity).first()
 
 
 @transaction.atomic
@@ -326,18 +268,15 @@ def demote(*, room: Room, identity: str) -> Participant:
     return participant
 
 
-@transaction.atomic
-def remove(*, room: Room, identity: str) -> Participant:
-    """Disconnect `identity` from the room; their stage state is cleared."""
-    room, participant = _locked(room, identity)
-    if room.live_since is not None:
-        try:
-            livekit.remove_participant(room=room.livekit_name, identity=identity)
-        except livekit.LiveKitUnavailable:
-            raise Unavailable("The media server is unavailable; try again shortly") from None
-    participant.left_at = timezone.now()
-    participant.hand_raised_at = None
-    participant.invited_at = None
-    participant.save(update_fields=["left_at", "hand_raised_at", "invited_at", "updated_at"])
-    _event(room, "participant.removed", participant)
-    return participant
+def remove(*, room: Room, identity: str) -> Participant | None:
+    """Kept for callers written before moderation.remove_participant: removal by the tenant
+    itself (API key). Hosts' routes call moderation.remove_participant (switch checked)."""
+    return moderation.remove_participant(room=room, identity=identity, by_tenant=True)
+
+
+def count_stage_action(*, room: Room, identity: str) -> None:
+    """At most STAGE_ACTIONS_PER_MINUTE hand changes and invitation answers per identity and
+    minute from a guest's page (each one is a LiveKit call and an event to the room)."""
+    subject = f"{room.pk}:{access.keyed('identity', identity)}"
+    if ratelimit.hit(ratelimit.window("stage", subject, seconds=60)) > STAGE_ACTIONS_PER_MINUTE:
+        raise LockedOut("Too many changes at once: wait a minute and try again", retry_after=60)

@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from accounts import services as account_services
-from accounts.models import Membership, Tenant
+from accounts.models import Membership, Tenant, User
 
 SESSION_TENANT = "parley.dashboard.tenant"
 Role = Membership.Role
@@ -55,6 +55,15 @@ class Dash:
         return self.role == Role.OWNER
 
 
+class DashRequest(HttpRequest):
+    """The request a dashboard view receives (for type checking): signed in, with the tenant
+    context `dashboard_view` attaches."""
+
+    user: User
+    dash: Dash
+    dash_nav: str
+
+
 View = Callable[..., HttpResponse]
 
 
@@ -67,7 +76,7 @@ def dashboard_view(*, write: str = Role.MEMBER, nav: str = "") -> Callable[[View
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             started = time.perf_counter()
-            memberships = account_services.memberships_of(request.user)
+            memberships = account_services.memberships_of(request.user)  # type: ignore[arg-type]  # login_required
             if not memberships:
                 return redirect("dash:welcome")
             chosen = request.session.get(SESSION_TENANT)

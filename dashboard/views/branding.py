@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -18,13 +18,13 @@ from branding.models import Brand, BrandLogo, CustomDomain
 from branding.selectors import DEFAULT_ACCENT, DEFAULT_PRIMARY
 
 from ..forms import BrandForm, DomainForm
-from .base import base_url, confirm_page, confirmed, dashboard_view, forbid
+from .base import DashRequest, base_url, confirm_page, confirmed, dashboard_view, forbid
 
 Role = Membership.Role
 
 
 def _page(
-    request: HttpRequest, form: BrandForm, domain_form: DomainForm, status: int = 200
+    request: DashRequest, form: BrandForm, domain_form: DomainForm, status: int = 200
 ) -> HttpResponse:
     tenant = request.dash.tenant
     brand = Brand.objects.filter(tenant=tenant).first()
@@ -55,7 +55,7 @@ def _page(
     )
 
 
-def _initial(request: HttpRequest) -> dict:
+def _initial(request: DashRequest) -> dict:
     brand = Brand.objects.filter(tenant=request.dash.tenant).first()
     if brand is None:
         return {"primary_color": DEFAULT_PRIMARY, "accent_color": DEFAULT_ACCENT}
@@ -70,7 +70,7 @@ def _initial(request: HttpRequest) -> dict:
 
 
 @dashboard_view(write=Role.ADMIN, nav="branding")
-def branding(request: HttpRequest) -> HttpResponse:
+def branding(request: DashRequest) -> HttpResponse:
     if request.method != "POST":
         return _page(request, BrandForm(initial=_initial(request)), DomainForm())
     form = BrandForm(request.POST, request.FILES)
@@ -88,7 +88,7 @@ def branding(request: HttpRequest) -> HttpResponse:
 
 
 @transaction.atomic
-def _save(request: HttpRequest, data: dict) -> None:
+def _save(request: DashRequest, data: dict) -> None:
     """The brand and an uploaded logo: both, or neither."""
     actor, tenant = request.dash.membership, request.dash.tenant
     upload = data.get("logo")
@@ -116,7 +116,7 @@ def _save(request: HttpRequest, data: dict) -> None:
 
 @require_POST
 @dashboard_view(write=Role.ADMIN)
-def logo_remove(request: HttpRequest) -> HttpResponse:
+def logo_remove(request: DashRequest) -> HttpResponse:
     if not confirmed(request):
         return confirm_page(
             request,
@@ -135,7 +135,7 @@ def logo_remove(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.ADMIN)
-def domain_add(request: HttpRequest) -> HttpResponse:
+def domain_add(request: DashRequest) -> HttpResponse:
     domain_form = DomainForm(request.POST)
     if domain_form.is_valid():
         try:
@@ -158,7 +158,7 @@ def domain_add(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.ADMIN)
-def domain_verify(request: HttpRequest) -> HttpResponse:
+def domain_verify(request: DashRequest) -> HttpResponse:
     try:
         result = branding_services.verify_domain(
             actor=request.dash.membership, tenant=request.dash.tenant
@@ -177,7 +177,7 @@ def domain_verify(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.ADMIN)
-def domain_remove(request: HttpRequest) -> HttpResponse:
+def domain_remove(request: DashRequest) -> HttpResponse:
     if not confirmed(request):
         return confirm_page(
             request,

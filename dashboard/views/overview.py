@@ -3,7 +3,7 @@ usage against the plan; and the small JSON the page's script refreshes the live 
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -12,14 +12,14 @@ from conferences.api.fields import format_datetime
 from conferences.models import Occurrence
 
 from .. import usage
-from .base import dashboard_view
+from .base import DashRequest, dashboard_view
 
 UPCOMING_SHOWN = 8
 
 
 @require_GET
 @dashboard_view(nav="overview")
-def overview(request: HttpRequest) -> HttpResponse:
+def overview(request: DashRequest) -> HttpResponse:
     tenant = request.dash.tenant
     now = timezone.now()
     live, reachable = usage.live_rooms(tenant)
@@ -46,7 +46,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @dashboard_view()
-def live(request: HttpRequest) -> JsonResponse:
+def live(request: DashRequest) -> JsonResponse:
     """The live rooms and their head counts, for the overview's script."""
     rooms, reachable = usage.live_rooms(request.dash.tenant)
     plan = request.dash.tenant.plan

@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import F, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -17,13 +17,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Membership
 from branding.dashboard_selectors import join_base_url
+from conferences import access
 from conferences.models import Occurrence, Room
-from conferences.services import joining
+from conferences.services import moderation, stage
 from conferences.services import rooms as room_services
-from conferences.services.errors import ServiceError
+from conferences.services.errors import NotFound, ServiceError
 
 from ..forms import PRESETS, RoomForm, preset_values
-from .base import base_url, confirm_page, confirmed, dashboard_view, service_error
+from .base import DashRequest, base_url, confirm_page, confirmed, dashboard_view, service_error
 
 Role = Membership.Role
 PAGE_SIZE = 25
@@ -36,17 +37,17 @@ STATUS_CHOICES = [("", "Any status"), ("live", "Live now"), *Room.Status.choices
 TYPE_CHOICES = [("", "Any type"), *Room.RoomType.choices]
 
 
-def get_room(request: HttpRequest, room_id: str) -> Room:
+def get_room(request: DashRequest, room_id: str) -> Room:
     """The current tenant's room; another tenant's room and a missing one are both 404."""
-    room = Room.objects.for_tenant(request.dash.tenant).filter(room_id=room_id).first()
-    if room is None:
-        raise Http404("Room not found")
-    return room
+    try:
+        return access.room_for_tenant(tenant=request.dash.tenant, room_id=room_id)
+    except NotFound:
+        raise Http404("Room not found") from None
 
 
 @require_GET
 @dashboard_view(nav="rooms")
-def room_list(request: HttpRequest) -> HttpResponse:
+def room_list(request: DashRequest) -> HttpResponse:
     """Search, filter, sort and page the tenant's rooms: a COUNT and one page, whatever the
     number of rooms."""
     q = request.GET.get("q", "").strip()[:100]
@@ -96,7 +97,7 @@ def room_list(request: HttpRequest) -> HttpResponse:
 
 
 def _form_page(
-    request: HttpRequest, form: RoomForm, room: Room | None, status: int = 200
+    request: DashRequest, form: RoomForm, room: Room | None, status: int = 200
 ) -> HttpResponse:
     presets = preset_values(request.dash.tenant.plan.max_participants_per_room)
     return render(
@@ -108,7 +109,7 @@ def _form_page(
 
 
 @dashboard_view(nav="rooms")
-def room_create(request: HttpRequest) -> HttpResponse:
+def room_create(request: DashRequest) -> HttpResponse:
     tenant = request.dash.tenant
     if request.method == "POST":
         form = RoomForm(request.POST, tenant=tenant)
@@ -131,7 +132,7 @@ def room_create(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(nav="rooms")
-def room_edit(request: HttpRequest, room_id: str) -> HttpResponse:
+def room_edit(request: DashRequest, room_id: str) -> HttpResponse:
     tenant = request.dash.tenant
     room = get_room(request, room_id)
     if request.method == "POST":
@@ -152,7 +153,7 @@ def room_edit(request: HttpRequest, room_id: str) -> HttpResponse:
 
 @require_GET
 @dashboard_view(nav="rooms")
-def room_detail(request: HttpRequest, room_id: str) -> HttpResponse:
+def room_detail(request: DashRequest, room_id: str) -> HttpResponse:
     room = get_room(request, room_id)
     now = timezone.now()
     occurrences = list(
@@ -192,7 +193,7 @@ def _settings_rows(room: Room) -> list[tuple[str, str]]:
     for key in ("room_type", "media_type", "max_participants", "access_type", "video_quality",
                 "timezone", "join_before_minutes"):  # fmt: skip
         value = data.get(key)
-        rows.append((LABELS.get(key, key), CHOICE_LABELS.get(key, {}).get(value, str(value))))
+        rows.append((LABELS.get(key, key), CHOICE_LABELS.get(key, {}).get(str(value), str(value))))
     flags = [
         LABELS.get(k, k)
         for k in ("chat_enabled", "screen_sharing_enabled", "recording_enabled",
@@ -238,7 +239,7 @@ def _participants_context(room: Room) -> dict[str, Any]:
 
 @require_GET
 @dashboard_view(nav="rooms")
-def room_participants(request: HttpRequest, room_id: str) -> HttpResponse:
+def room_participants(request: DashRequest, room_id: str) -> HttpResponse:
     """The participants panel alone, for the page's script to refresh it."""
     room = get_room(request, room_id)
     return render(
@@ -254,7 +255,7 @@ def _back(room: Room) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.MEMBER)
-def room_start(request: HttpRequest, room_id: str) -> HttpResponse:
+def room_start(request: DashRequest, room_id: str) -> HttpResponse:
     room = get_room(request, room_id)
     try:
         room_services.start_room(room=room)
@@ -267,7 +268,7 @@ def room_start(request: HttpRequest, room_id: str) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.MEMBER)
-def room_stop(request: HttpRequest, room_id: str) -> HttpResponse:
+def room_stop(request: DashRequest, room_id: str) -> HttpResponse:
     room = get_room(request, room_id)
     if not confirmed(request):
         return confirm_page(
@@ -278,7 +279,7 @@ def room_stop(request: HttpRequest, room_id: str) -> HttpResponse:
             cancel_url=reverse("dash:room", args=[room.room_id]),
         )
     try:
-        joining.end_room(room=room)
+        moderation.end_room(room=room)
     except ServiceError as exc:
         service_error(request, exc)
     else:
@@ -288,7 +289,7 @@ def room_stop(request: HttpRequest, room_id: str) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.MEMBER)
-def room_delete(request: HttpRequest, room_id: str) -> HttpResponse:
+def room_delete(request: DashRequest, room_id: str) -> HttpResponse:
     room = get_room(request, room_id)
     if not confirmed(request):
         return confirm_page(
@@ -309,7 +310,7 @@ def room_delete(request: HttpRequest, room_id: str) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.MEMBER)
-def participant_remove(request: HttpRequest, room_id: str, identity: str) -> HttpResponse:
+def participant_remove(request: DashRequest, room_id: str, identity: str) -> HttpResponse:
     room = get_room(request, room_id)
     if not confirmed(request):
         return confirm_page(
@@ -320,7 +321,8 @@ def participant_remove(request: HttpRequest, room_id: str, identity: str) -> Htt
             cancel_url=reverse("dash:room", args=[room.room_id]),
         )
     try:
-        joining.remove_participant(room=room, identity=identity)
+        # A member acts as the room's host: the kick switch applies.
+        moderation.remove_participant(room=room, identity=identity)
     except ServiceError as exc:
         service_error(request, exc)
     else:
@@ -330,11 +332,15 @@ def participant_remove(request: HttpRequest, room_id: str, identity: str) -> Htt
 
 @require_POST
 @dashboard_view(write=Role.MEMBER)
-def room_mute_all(request: HttpRequest, room_id: str) -> HttpResponse:
+def room_mute_all(request: DashRequest, room_id: str) -> HttpResponse:
     room = get_room(request, room_id)
     kind = request.POST.get("kind", "audio")
     try:
-        count = joining.disable_video(room=room) if kind == "video" else joining.mute_all(room=room)
+        count = (
+            moderation.disable_video(room=room)
+            if kind == "video"
+            else moderation.mute_all(room=room)
+        )
     except ServiceError as exc:
         service_error(request, exc)
     else:
@@ -345,10 +351,8 @@ def room_mute_all(request: HttpRequest, room_id: str) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.MEMBER)
-def participant_stage(request: HttpRequest, room_id: str, identity: str) -> HttpResponse:
+def participant_stage(request: DashRequest, room_id: str, identity: str) -> HttpResponse:
     """Promote to the stage, or back to the audience (webinar rooms)."""
-    from conferences.services import stage
-
     room = get_room(request, room_id)
     action = request.POST.get("action", "promote")
     try:

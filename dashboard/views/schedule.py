@@ -6,7 +6,7 @@ import calendar
 import datetime as dt
 import zoneinfo
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET
 from conferences.models import Occurrence, Schedule
 from conferences.services import schedule as schedule_services
 
-from .base import dashboard_view
+from .base import DashRequest, dashboard_view
 
 MAX_SHOWN = 2000  # occurrences drawn in one calendar page
 MAX_AHEAD = dt.timedelta(days=366)  # how far ahead series are expanded on demand
@@ -30,7 +30,7 @@ def _zone(name: str) -> dt.tzinfo:
 
 @require_GET
 @dashboard_view(nav="schedule")
-def schedule(request: HttpRequest) -> HttpResponse:
+def schedule(request: DashRequest) -> HttpResponse:
     tenant = request.dash.tenant
     zone = _zone(tenant.timezone)
     today = timezone.now().astimezone(zone).date()

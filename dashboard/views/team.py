@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -12,9 +12,17 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts import services as account_services
 from accounts.models import ApiKey, Invitation, Membership
 
-from ..forms import ApiKeyForm, InviteForm, NewWorkspaceForm, RoleForm, WorkspaceForm
+from ..forms import (
+    ROLE_CHOICES,
+    ApiKeyForm,
+    InviteForm,
+    NewWorkspaceForm,
+    RoleForm,
+    WorkspaceForm,
+)
 from .base import (
     SESSION_TENANT,
+    DashRequest,
     base_url,
     confirm_page,
     confirmed,
@@ -32,7 +40,7 @@ def _form_error(form, exc: account_services.AccountError) -> None:  # type: igno
 # --- API keys -----------------------------------------------------------------------------------
 
 
-def _keys_page(request: HttpRequest, form: ApiKeyForm, *, issued=None, status: int = 200):  # type: ignore[no-untyped-def]
+def _keys_page(request: DashRequest, form: ApiKeyForm, *, issued=None, status: int = 200):  # type: ignore[no-untyped-def]
     keys = list(ApiKey.objects.filter(tenant=request.dash.tenant).order_by("-created_at"))
     response = render(
         request,
@@ -46,7 +54,7 @@ def _keys_page(request: HttpRequest, form: ApiKeyForm, *, issued=None, status: i
 
 
 @dashboard_view(write=Role.ADMIN, nav="keys")
-def api_keys(request: HttpRequest) -> HttpResponse:
+def api_keys(request: DashRequest) -> HttpResponse:
     """List keys; POST creates one and shows its secret on this response only."""
     if request.method == "POST":
         form = ApiKeyForm(request.POST)
@@ -65,7 +73,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     return _keys_page(request, ApiKeyForm())
 
 
-def _key(request: HttpRequest, prefix: str) -> ApiKey:
+def _key(request: DashRequest, prefix: str) -> ApiKey:
     key = ApiKey.objects.filter(tenant=request.dash.tenant, prefix=prefix).first()
     if key is None:
         raise Http404("No such key")
@@ -74,7 +82,7 @@ def _key(request: HttpRequest, prefix: str) -> ApiKey:
 
 @require_POST
 @dashboard_view(write=Role.ADMIN)
-def api_key_revoke(request: HttpRequest, prefix: str) -> HttpResponse:
+def api_key_revoke(request: DashRequest, prefix: str) -> HttpResponse:
     key = _key(request, prefix)
     if not confirmed(request):
         return confirm_page(
@@ -91,7 +99,7 @@ def api_key_revoke(request: HttpRequest, prefix: str) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.ADMIN)
-def api_key_rename(request: HttpRequest, prefix: str) -> HttpResponse:
+def api_key_rename(request: DashRequest, prefix: str) -> HttpResponse:
     key = _key(request, prefix)
     try:
         account_services.rename_api_key(
@@ -107,7 +115,7 @@ def api_key_rename(request: HttpRequest, prefix: str) -> HttpResponse:
 # --- members and invitations ----------------------------------------------------------------------
 
 
-def _members_page(request: HttpRequest, form: InviteForm, status: int = 200) -> HttpResponse:
+def _members_page(request: DashRequest, form: InviteForm, status: int = 200) -> HttpResponse:
     tenant = request.dash.tenant
     members = list(Membership.objects.filter(tenant=tenant).select_related("user").order_by("pk"))
     invitations = list(
@@ -124,14 +132,14 @@ def _members_page(request: HttpRequest, form: InviteForm, status: int = 200) -> 
             "invitations": invitations,
             "form": form,
             "role_form": RoleForm(),
-            "roles": [r for r, _ in RoleForm.base_fields["role"].choices],
+            "roles": [r for r, _ in ROLE_CHOICES],
         },
         status=status,
     )
 
 
 @dashboard_view(write=Role.ADMIN, nav="members")
-def members(request: HttpRequest) -> HttpResponse:
+def members(request: DashRequest) -> HttpResponse:
     """Members and pending invitations; POST invites an email."""
     if request.method == "POST":
         form = InviteForm(request.POST)
@@ -155,7 +163,7 @@ def members(request: HttpRequest) -> HttpResponse:
     return _members_page(request, InviteForm())
 
 
-def _membership(request: HttpRequest, member_id: int) -> Membership:
+def _membership(request: DashRequest, member_id: int) -> Membership:
     membership = (
         Membership.objects.filter(tenant=request.dash.tenant, pk=member_id)
         .select_related("user")
@@ -168,7 +176,7 @@ def _membership(request: HttpRequest, member_id: int) -> Membership:
 
 @require_POST
 @dashboard_view(write=Role.ADMIN)
-def member_role(request: HttpRequest, member_id: int) -> HttpResponse:
+def member_role(request: DashRequest, member_id: int) -> HttpResponse:
     membership = _membership(request, member_id)
     try:
         account_services.change_role(
@@ -185,7 +193,7 @@ def member_role(request: HttpRequest, member_id: int) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.VIEWER)  # anyone may leave; removing others is checked below
-def member_remove(request: HttpRequest, member_id: int) -> HttpResponse:
+def member_remove(request: DashRequest, member_id: int) -> HttpResponse:
     membership = _membership(request, member_id)
     leaving = membership.pk == request.dash.membership.pk
     if not leaving and not request.dash.can(Role.ADMIN):
@@ -215,7 +223,7 @@ def member_remove(request: HttpRequest, member_id: int) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.ADMIN)
-def invitation_revoke(request: HttpRequest, public_id: str) -> HttpResponse:
+def invitation_revoke(request: DashRequest, public_id: str) -> HttpResponse:
     invitation = Invitation.objects.filter(tenant=request.dash.tenant, public_id=public_id).first()
     if invitation is None:
         raise Http404("No such invitation")
@@ -232,7 +240,7 @@ def invitation_revoke(request: HttpRequest, public_id: str) -> HttpResponse:
     return redirect("dash:members")
 
 
-def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+def invitation_accept(request: DashRequest, token: str) -> HttpResponse:
     """The link of an invitation email. Signed out: sign in (or up) first, then back here."""
     from django.contrib.auth.views import redirect_to_login
 
@@ -262,7 +270,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.VIEWER)
-def switch(request: HttpRequest) -> HttpResponse:
+def switch(request: DashRequest) -> HttpResponse:
     """Make another of the user's tenants the current one; an unknown one is 404."""
     try:
         membership = account_services.switch_tenant(
@@ -276,7 +284,7 @@ def switch(request: HttpRequest) -> HttpResponse:
 
 
 @dashboard_view(write=Role.ADMIN, nav="settings")
-def workspace(request: HttpRequest) -> HttpResponse:
+def workspace(request: DashRequest) -> HttpResponse:
     tenant = request.dash.tenant
     if request.method == "POST":
         form = WorkspaceForm(request.POST)
@@ -307,7 +315,7 @@ def workspace(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _create_workspace(request: HttpRequest, template: str) -> HttpResponse:
+def _create_workspace(request: DashRequest, template: str) -> HttpResponse:
     form = NewWorkspaceForm(request.POST)
     if form.is_valid():
         try:
@@ -325,12 +333,12 @@ def _create_workspace(request: HttpRequest, template: str) -> HttpResponse:
 
 @require_POST
 @dashboard_view(write=Role.VIEWER)
-def workspace_create(request: HttpRequest) -> HttpResponse:
+def workspace_create(request: DashRequest) -> HttpResponse:
     """Any signed-in user may start another workspace, which they own."""
     return _create_workspace(request, "dashboard/welcome.html")
 
 
-def welcome(request: HttpRequest) -> HttpResponse:
+def welcome(request: DashRequest) -> HttpResponse:
     """A signed-in user with no workspace (they left, or were removed) starts one here."""
     from django.contrib.auth.views import redirect_to_login
 
@@ -343,7 +351,7 @@ def welcome(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @dashboard_view(nav="usage")
-def plan_usage(request: HttpRequest) -> HttpResponse:
+def plan_usage(request: DashRequest) -> HttpResponse:
     from accounts.models import Plan
 
     from .. import usage

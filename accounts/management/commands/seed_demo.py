@@ -26,8 +26,11 @@ class Command(BaseCommand):
                 user.save(update_fields=["is_staff", "is_superuser"])
         else:
             password = services.reset_password(user=user)
-            tenant = user.memberships.select_related("tenant").first().tenant
+            membership = user.memberships.select_related("tenant").first()
+            assert membership is not None  # the demo user owns the demo tenant
+            tenant = membership.tenant
             key = services.create_api_key(tenant=tenant, name="demo (make run)")
+        assert key is not None  # create_tenant_with_admin issues one
         self.stdout.write(
             "\n".join(
                 [

@@ -18,11 +18,12 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from conferences import livekit
+from accounts.models import Tenant
+from conferences import access, livekit
 from conferences.models import Participant, Room
 from conferences.roles import HOST_ROLES, Role
+from conferences.services import moderation, stage
 from conferences.services import rooms as room_services
-from conferences.services import stage
 from conferences.services.errors import ServiceError
 
 from ..auth import TenantAPIView
@@ -30,16 +31,17 @@ from ..auth import TenantAPIView
 logger = logging.getLogger(__name__)
 
 
-class ShowError(Exception):
+class ShowError(ServiceError):
+    """An error in this reference's own words (the project's error base, any status)."""
+
     def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
+        super().__init__(message)
+        self.status = status
 
 
 class ShowView(TenantAPIView):
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, ShowError):
-            status, message = exc.status, exc.message
-        elif isinstance(exc, ServiceError):
+        if isinstance(exc, ServiceError):
             status, message = exc.status, exc.message
         elif isinstance(exc, exceptions.ParseError):
             status, message = 400, "Request body is not valid JSON"
@@ -53,8 +55,9 @@ class ShowView(TenantAPIView):
             logger.exception("Interactive-show API crashed")
             status, message = 500, "Internal server error"
         response = Response({"error": message}, status=status)
-        if isinstance(exc, exceptions.Throttled) and exc.wait:
-            response["Retry-After"] = str(int(exc.wait))
+        wait = getattr(exc, "wait", None)  # set by DRF on Throttled
+        if isinstance(exc, exceptions.Throttled) and wait:
+            response["Retry-After"] = str(int(wait))
         return response
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
@@ -69,7 +72,7 @@ class ShowView(TenantAPIView):
         return data
 
     def show(self, request: Request, room_name: str) -> Room:
-        room = _open_show(request, room_name)
+        room = _open_show(self.tenant(request), room_name)
         if room is None:
             raise ShowError(404, "Room not found")
         return room
@@ -100,20 +103,15 @@ class ShowView(TenantAPIView):
 
 def _text(data: dict[str, Any], *names: str) -> list[str] | None:
     values = [data.get(n) for n in names]
-    if not all(isinstance(v, str) and v.strip() and "\x00" not in v for v in values):
+    texts = [v.strip() for v in values if isinstance(v, str) and "\x00" not in v]
+    if len(texts) != len(values) or not all(texts):
         return None
-    return [v.strip() for v in values]
+    return texts
 
 
-def _open_show(request: Request, room_name: str) -> Room | None:
+def _open_show(tenant: Tenant, room_name: str) -> Room | None:
     """The tenant's newest open room of that name."""
-    return (
-        Room.objects.for_tenant(request.tenant)
-        .filter(name=room_name)
-        .exclude(status=Room.Status.COMPLETED)
-        .order_by("-pk")
-        .first()
-    )
+    return access.open_room_named(tenant=tenant, name=room_name)
 
 
 class JoinView(ShowView):
@@ -128,10 +126,10 @@ class JoinView(ShowView):
             raise ShowError(400, "role must be 'host' or 'viewer'")
         if not 3 <= len(room_name) <= 100 or len(participant_name) > 100:
             raise ShowError(400, "roomName must be 3-100 and participantName 1-100 characters")
-        room = _open_show(request, room_name)
+        room = _open_show(self.tenant(request), room_name)
         if room is None:
             room = room_services.create_room(
-                tenant=request.tenant,
+                tenant=self.tenant(request),
                 data={"name": room_name, "allow_webinar_mode": True, "max_speakers": 1},
             )
         if role == "host":
@@ -156,7 +154,7 @@ class JoinView(ShowView):
 
 class RoomsView(ShowView):
     def get(self, request: Request) -> Response:
-        live = list(Room.objects.for_tenant(request.tenant).live().order_by("pk"))
+        live = list(Room.objects.for_tenant(self.tenant(request)).live().order_by("pk"))
         if not live:
             return Response({"rooms": []})
         on_livekit = {r["name"]: r for r in _livekit_rooms([room.livekit_name for room in live])}
@@ -176,10 +174,7 @@ class RoomsView(ShowView):
 
 
 def _livekit_rooms(names: list[str]) -> list[livekit.RoomDict]:
-    try:
-        return livekit.list_rooms(names=names)
-    except livekit.LiveKitUnavailable:
-        raise ShowError(503, "The media server is unavailable") from None
+    return livekit.list_rooms(names=names)
 
 
 class RoomView(ShowView):
@@ -201,7 +196,7 @@ class RoomView(ShowView):
 
     def delete(self, request: Request, room_name: str) -> Response:
         room = self.show(request, room_name)
-        room_services.stop_room(room=room)
+        moderation.end_room(room=room)
         return Response({"success": True})
 
 
@@ -229,7 +224,7 @@ class ParticipantView(ShowView):
     def delete(self, request: Request, room_name: str, identity: str) -> Response:
         room = self.show(request, room_name)
         self.member(room, identity)
-        stage.remove(room=room, identity=identity)
+        moderation.remove_participant(room=room, identity=identity, by_tenant=True)
         return Response({"success": True})
 
 
@@ -275,7 +270,7 @@ class RemoveGuestView(ShowView):
         room = self.show(request, room_name)
         self.require_host(room, host, "Only the host can remove guests")
         self.member(room, guest)
-        stage.remove(room=room, identity=guest)
+        moderation.remove_participant(room=room, identity=guest, by_tenant=True)
         return Response({"success": True, "message": f"{guest} has been removed from the room"})
 
 

@@ -8,28 +8,30 @@ Three kinds of caller may act as a room's host, and nobody else can tell the roo
 * a signed-in member of the tenant, with the session cookie and a CSRF token
   (`X-CSRFToken`); viewers may read the queue but not act.
 
-Each view translates: authenticate, `joining.authorize_host`, one service call, JSON out.
+Each view translates: authenticate, `access.room_for_host`, one service call, JSON out.
+The stage actions are also reached under /participants/{identity}/ (the same view classes).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import authentication, exceptions, serializers
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import ApiKey
-from conferences.models import Participant, Room, WaitingEntry
-from conferences.services import joining, stage
+from conferences import access, selectors, shapes
+from conferences.models import Participant, Room
+from conferences.services import lobby, moderation, stage
+from conferences.services.errors import NotFound
 
 from ..auth import ApiKeyAuthentication
-from ..fields import format_datetime
 from .serializers import RoomOutputSerializer
-from .stage import MicOnlyInput, StageParticipantSerializer, participant_to_dict
+from .stage import MicOnlyInput, StageParticipantSerializer
 from .views import V1View
 
 HOST_SECRET_HEADER = "X-Host-Secret"
@@ -67,7 +69,7 @@ class HostAuthentication(authentication.BaseAuthentication):
         check = authentication.CSRFCheck(lambda r: None)  # type: ignore[arg-type]
         django_request = request._request
         check.process_request(django_request)
-        reason = check.process_view(django_request, None, (), {})
+        reason = check.process_view(django_request, lambda r: None, (), {})  # type: ignore[arg-type,return-value]
         if reason:
             raise exceptions.PermissionDenied(f"CSRF failed: {reason}")
 
@@ -85,42 +87,45 @@ class HostSecretScheme(OpenApiAuthenticationExtension):
 
 
 class HostView(V1View):
+    """Base of every host action: the caller is the tenant (API key), the room's host secret
+    or a signed-in member (read-only for viewers: GET only)."""
+
     authentication_classes = [HostAuthentication]
     permission_classes: list = []
-    writes = True  # False: viewers (read-only members) may call it too
 
     def host_room(self, request: Request, room_id: str) -> Room:
         auth = request.auth
-        return joining.authorize_host(
+        return access.room_for_host(
             room_id=room_id,
-            tenant=request.tenant if isinstance(auth, ApiKey) else None,  # type: ignore[attr-defined]
+            tenant=self.tenant(request) if isinstance(auth, ApiKey) else None,
             host_secret=str(auth) if isinstance(auth, HostSecret) else None,
-            user=request.user if auth is None else None,
-            write=self.writes,
+            user=request.user if auth is None else None,  # type: ignore[arg-type]
+            write=request.method not in SAFE_METHODS,
         )
 
+    def by_tenant(self, request: Request) -> bool:
+        """The tenant itself (its API key), not one of the room's hosts."""
+        return isinstance(request.auth, ApiKey)
 
-def _entry(entry: WaitingEntry, now) -> dict[str, Any]:
-    return {
-        "entry_id": entry.entry_id,
-        "identity": entry.identity,
-        "name": entry.name,
-        "email": entry.email or None,
-        "waiting_since": format_datetime(entry.created_at),
-        "waiting_seconds": max(0, int((now - entry.created_at).total_seconds())),
-    }
+    def mic_only(self, request: Request) -> bool:
+        serializer = MicOnlyInput(data=self.json_body(request) or {})
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data.get("mic_only", False)
 
-
-def lobby_payload(room: Room) -> dict[str, Any]:
-    """The host's view of the queue (also sent over the host socket)."""
-    now = timezone.now()
-    return {
-        "entries": [_entry(e, now) for e in joining.waiting_list(room=room)],
-        "server_time": format_datetime(now),
-    }
+    def done(self, participant: Participant) -> Response:
+        return Response(shapes.stage_participant_json(participant))
 
 
-def _decisions(decisions: list[joining.Decision]) -> dict[str, Any]:
+def lobby_payload(room: Room) -> shapes.LobbyJSON:
+    """The host's view of the queue (also what the host socket sends)."""
+    return shapes.lobby_json(lobby.queue_for_host(room=room))
+
+
+def stage_payload(room: Room) -> shapes.StageJSON:
+    return shapes.stage_json(room)
+
+
+def _decisions(decisions: list[lobby.Decision]) -> dict[str, Any]:
     return {
         "admitted": [d.entry_id for d in decisions if d.admitted],
         "rejected": [
@@ -129,21 +134,7 @@ def _decisions(decisions: list[joining.Decision]) -> dict[str, Any]:
     }
 
 
-ENTRY_FIELDS = {
-    "entry_id": serializers.CharField(),
-    "identity": serializers.CharField(),
-    "name": serializers.CharField(),
-    "email": serializers.EmailField(allow_null=True),
-    "waiting_since": serializers.DateTimeField(),
-    "waiting_seconds": serializers.IntegerField(),
-}
-LOBBY = inline_serializer(
-    "WaitingRoom",
-    {
-        "entries": inline_serializer("WaitingEntry", ENTRY_FIELDS, many=True),
-        "server_time": serializers.DateTimeField(),
-    },
-)
+LOBBY = shapes.schema(shapes.LobbyJSON)
 DECISIONS = inline_serializer(
     "LobbyDecisions",
     {
@@ -156,8 +147,6 @@ DECISIONS = inline_serializer(
 class WaitingListView(HostView):
     """Who waits in the room's lobby, first come first."""
 
-    writes = False
-
     @extend_schema(operation_id="host_waiting_list", responses=LOBBY)
     def get(self, request: Request, room_id: str) -> Response:
         return Response(lobby_payload(self.host_room(request, room_id)))
@@ -169,7 +158,7 @@ class AdmitView(HostView):
     @extend_schema(operation_id="host_admit", request=None, responses=DECISIONS)
     def post(self, request: Request, room_id: str, entry_id: str) -> Response:
         room = self.host_room(request, room_id)
-        return Response(_decisions(joining.admit(room=room, entry_id=entry_id)))
+        return Response(_decisions(lobby.admit(room=room, entry_id=entry_id)))
 
 
 class RejectView(HostView):
@@ -178,7 +167,7 @@ class RejectView(HostView):
     @extend_schema(operation_id="host_reject", request=None, responses=DECISIONS)
     def post(self, request: Request, room_id: str, entry_id: str) -> Response:
         room = self.host_room(request, room_id)
-        return Response(_decisions(joining.reject(room=room, entry_id=entry_id)))
+        return Response(_decisions(lobby.reject(room=room, entry_id=entry_id)))
 
 
 class AdmitAllView(HostView):
@@ -187,7 +176,7 @@ class AdmitAllView(HostView):
     @extend_schema(operation_id="host_admit_all", request=None, responses=DECISIONS)
     def post(self, request: Request, room_id: str) -> Response:
         room = self.host_room(request, room_id)
-        return Response(_decisions(joining.admit(room=room)))
+        return Response(_decisions(lobby.admit(room=room)))
 
 
 class RejectAllView(HostView):
@@ -196,7 +185,7 @@ class RejectAllView(HostView):
     @extend_schema(operation_id="host_reject_all", request=None, responses=DECISIONS)
     def post(self, request: Request, room_id: str) -> Response:
         room = self.host_room(request, room_id)
-        return Response(_decisions(joining.reject(room=room)))
+        return Response(_decisions(lobby.reject(room=room)))
 
 
 COUNT = inline_serializer("HostActionCount", {"muted": serializers.IntegerField()})
@@ -208,7 +197,7 @@ class MuteAllView(HostView):
     @extend_schema(operation_id="host_mute_all", request=None, responses=COUNT)
     def post(self, request: Request, room_id: str) -> Response:
         room = self.host_room(request, room_id)
-        return Response({"muted": joining.mute_all(room=room)})
+        return Response({"muted": moderation.mute_all(room=room)})
 
 
 class DisableVideoView(HostView):
@@ -217,29 +206,15 @@ class DisableVideoView(HostView):
     @extend_schema(operation_id="host_disable_video", request=None, responses=COUNT)
     def post(self, request: Request, room_id: str) -> Response:
         room = self.host_room(request, room_id)
-        return Response({"muted": joining.disable_video(room=room)})
-
-
-class RemoveParticipantView(HostView):
-    """Disconnect one participant (needs host_controls.kick_participants)."""
-
-    @extend_schema(
-        operation_id="host_remove_participant",
-        request=None,
-        responses=inline_serializer("Removed", {"removed": serializers.CharField()}),
-    )
-    def post(self, request: Request, room_id: str, identity: str) -> Response:
-        room = self.host_room(request, room_id)
-        joining.remove_participant(room=room, identity=identity)
-        return Response({"removed": identity})
+        return Response({"muted": moderation.disable_video(room=room)})
 
 
 class EndRoomView(HostView):
-    """End the room for everyone and close its waiting room."""
+    """End the room for everyone and close its waiting room (as v1 /stop does)."""
 
     @extend_schema(operation_id="host_end_room", request=None, responses=RoomOutputSerializer)
     def post(self, request: Request, room_id: str) -> Response:
-        room = joining.end_room(room=self.host_room(request, room_id))
+        room = moderation.end_room(room=self.host_room(request, room_id))
         return self.room_response(request, room)
 
 
@@ -248,117 +223,113 @@ class StartRoomView(HostView):
 
     @extend_schema(operation_id="host_start_room", request=None, responses=RoomOutputSerializer)
     def post(self, request: Request, room_id: str) -> Response:
-        room = joining.start_room(room=self.host_room(request, room_id))
+        room = moderation.start_room(room=self.host_room(request, room_id))
         return self.room_response(request, room)
 
 
+# --- removing a participant -----------------------------------------------------------------
+
+
+def _removed(identity: str, participant: Participant | None) -> shapes.StageParticipantJSON:
+    if participant is not None:
+        return shapes.stage_participant_json(participant)
+    # Someone LiveKit had in the room without a token from Parley: nothing stored about them.
+    return {
+        "identity": identity,
+        "name": "",
+        "role": "",
+        "mic_only": False,
+        "hand_raised": False,
+        "hand_raised_at": None,
+        "invited": False,
+        "present": False,
+    }
+
+
+class RemoveParticipantView(HostView):
+    """Disconnect a participant and clear their stage state. Hosts need
+    host_controls.kick_participants; the tenant's API key does not."""
+
+    def remove(self, request: Request, room_id: str, identity: str) -> Participant | None:
+        room = self.host_room(request, room_id)
+        return moderation.remove_participant(
+            room=room, identity=identity, by_tenant=self.by_tenant(request)
+        )
+
+    @extend_schema(
+        operation_id="host_stage_remove", request=None, responses=StageParticipantSerializer
+    )
+    def post(self, request: Request, room_id: str, identity: str) -> Response:
+        return Response(_removed(identity, self.remove(request, room_id, identity)))
+
+
+class ParticipantView(RemoveParticipantView):
+    """One participant's stored role and stage state; DELETE removes them from the room."""
+
+    http_method_names = ["get", "delete", "options"]
+
+    @extend_schema(operation_id="get_stage_participant", responses=StageParticipantSerializer)
+    def get(self, request: Request, room_id: str, identity: str) -> Response:
+        room = self.host_room(request, room_id)
+        participant = selectors.stored_participant(room=room, identity=identity)
+        if participant is None:
+            raise NotFound("No such participant in this room", code="PARTICIPANT_NOT_FOUND")
+        return self.done(participant)
+
+    @extend_schema(
+        operation_id="remove_participant", request=None, responses=StageParticipantSerializer
+    )
+    def delete(self, request: Request, room_id: str, identity: str) -> Response:
+        return self.post(request, room_id, identity)
+
+
+class HostRemoveView(RemoveParticipantView):
+    """The host panel's removal: answers `{"removed": identity}`."""
+
+    @extend_schema(
+        operation_id="host_remove_participant",
+        request=None,
+        responses=inline_serializer("Removed", {"removed": serializers.CharField()}),
+    )
+    def post(self, request: Request, room_id: str, identity: str) -> Response:
+        self.remove(request, room_id, identity)
+        return Response({"removed": identity})
+
+
 # --- the stage (webinar rooms): hands, invitations, promotion -------------------------------
+# One view per operation; each is routed under /participants/{identity}/ and, as an alias,
+# under /host/stage/{identity}/.
 
-
-def _hand(hand: stage.Hand, now) -> dict[str, Any]:
-    return {
-        "identity": hand.identity,
-        "name": hand.name,
-        "position": hand.position,
-        "raised_at": format_datetime(hand.raised_at),
-        "waiting_seconds": max(0, int((now - hand.raised_at).total_seconds())),
-    }
-
-
-def _on_stage(participant: Participant) -> dict[str, Any]:
-    return {
-        "identity": participant.identity,
-        "name": participant.name,
-        "role": participant.role,
-        "mic_only": participant.mic_only,
-        "invite_mic_only": participant.invite_mic_only,
-    }
-
-
-def stage_payload(room: Room) -> dict[str, Any]:
-    """The host's view of the stage (also sent over the host socket): raised hands first
-    raised first with how long each has waited, speakers, and open invitations."""
-    now = timezone.now()
-    lineup = stage.lineup(room=room)
-    return {
-        "hands": [_hand(h, now) for h in lineup.hands],
-        "hands_total": lineup.hands_total,
-        "speakers": [_on_stage(p) for p in lineup.speakers],
-        "invited": [_on_stage(p) for p in lineup.invited],
-        "max_speakers": room.max_speakers,
-        "server_time": format_datetime(now),
-    }
-
-
-STAGE_PERSON = {
-    "identity": serializers.CharField(),
-    "name": serializers.CharField(),
-    "role": serializers.CharField(),
-    "mic_only": serializers.BooleanField(),
-    "invite_mic_only": serializers.BooleanField(),
-}
-STAGE = inline_serializer(
-    "HostStage",
-    {
-        "hands": inline_serializer(
-            "HostHand",
-            {
-                "identity": serializers.CharField(),
-                "name": serializers.CharField(),
-                "position": serializers.IntegerField(),
-                "raised_at": serializers.DateTimeField(),
-                "waiting_seconds": serializers.IntegerField(),
-            },
-            many=True,
-        ),
-        "hands_total": serializers.IntegerField(),
-        "speakers": inline_serializer("HostSpeaker", STAGE_PERSON, many=True),
-        "invited": inline_serializer("HostInvited", STAGE_PERSON, many=True),
-        "max_speakers": serializers.IntegerField(allow_null=True),
-        "server_time": serializers.DateTimeField(),
-    },
-)
-
-
-class StageHostView(HostView):
-    def mic_only(self, request: Request) -> bool:
-        serializer = MicOnlyInput(data=self.json_body(request) or {})
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data.get("mic_only", False)
-
-    def done(self, participant: Participant) -> Response:
-        return Response(participant_to_dict(participant))
+STAGE = shapes.schema(shapes.StageJSON)
 
 
 class StageLineupView(HostView):
     """Raised hands (first raised first), speakers and open invitations."""
-
-    writes = False
 
     @extend_schema(operation_id="host_stage", responses=STAGE)
     def get(self, request: Request, room_id: str) -> Response:
         return Response(stage_payload(self.host_room(request, room_id)))
 
 
-class StageLowerAllView(HostView):
+class LowerAllHandsView(HostView):
     """Lower every raised hand."""
 
     @extend_schema(
-        operation_id="host_lower_all_hands",
+        operation_id="lower_all_hands",
         request=None,
-        responses=inline_serializer("HostLowered", {"lowered": serializers.IntegerField()}),
+        responses=inline_serializer("Lowered", {"lowered": serializers.IntegerField()}),
     )
     def post(self, request: Request, room_id: str) -> Response:
         room = self.host_room(request, room_id)
         return Response({"lowered": stage.lower_all_hands(room=room)})
 
 
-class StageInviteView(StageHostView):
+class InviteView(HostView):
     """Invite an audience member on stage (optionally microphone only); they accept or
     decline on their page, and a decline is told over the host socket."""
 
     @extend_schema(
-        operation_id="host_stage_invite", request=MicOnlyInput, responses=StageParticipantSerializer
+        operation_id="invite_to_stage", request=MicOnlyInput, responses=StageParticipantSerializer
     )
     def post(self, request: Request, room_id: str, identity: str) -> Response:
         room = self.host_room(request, room_id)
@@ -366,12 +337,12 @@ class StageInviteView(StageHostView):
         return self.done(stage.invite(room=room, identity=identity, mic_only=mic_only))
 
 
-class StagePromoteView(StageHostView):
+class PromoteView(HostView):
     """Bring a participant on stage now: camera and microphone as the room allows, or the
     microphone only. 409 SPEAKER_LIMIT_REACHED past the room's max_speakers."""
 
     @extend_schema(
-        operation_id="host_stage_promote",
+        operation_id="promote_participant",
         request=MicOnlyInput,
         responses=StageParticipantSerializer,
     )
@@ -381,24 +352,12 @@ class StagePromoteView(StageHostView):
         return self.done(stage.promote(room=room, identity=identity, mic_only=mic_only))
 
 
-class StageDemoteView(StageHostView):
+class DemoteView(HostView):
     """Back to the audience (LiveKit unpublishes their tracks)."""
 
     @extend_schema(
-        operation_id="host_stage_demote", request=None, responses=StageParticipantSerializer
+        operation_id="demote_participant", request=None, responses=StageParticipantSerializer
     )
     def post(self, request: Request, room_id: str, identity: str) -> Response:
         room = self.host_room(request, room_id)
         return self.done(stage.demote(room=room, identity=identity))
-
-
-class StageRemoveView(StageHostView):
-    """Disconnect a participant and clear their stage state (needs
-    host_controls.kick_participants)."""
-
-    @extend_schema(
-        operation_id="host_stage_remove", request=None, responses=StageParticipantSerializer
-    )
-    def post(self, request: Request, room_id: str, identity: str) -> Response:
-        room = self.host_room(request, room_id)
-        return self.done(joining.remove_from_stage(room=room, identity=identity))

@@ -14,7 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import Tenant
-from conferences import recurrence
+from conferences import recurrence, shapes
 from conferences.models import Room
 from conferences.roles import Role
 
@@ -468,13 +468,8 @@ class TokenInputSerializer(StrictSerializer):
         return value
 
 
-class TokenOutputSerializer(serializers.Serializer):
-    token = serializers.CharField()
-    ws_url = serializers.CharField()
-    room_name = serializers.CharField()
-    identity = serializers.CharField()
-    role = serializers.CharField()
-    expires_at = serializers.DateTimeField()
+# The token's shape is written once, in conferences.shapes (this name is kept for imports).
+TokenOutputSerializer = shapes.schema(shapes.TokenJSON)
 
 
 class ParticipantSerializer(serializers.Serializer):

@@ -32,44 +32,46 @@ ROUTES += [
     ("rooms/<str:room_id>/host/disable-video", host.DisableVideoView, "host-disable-video"),
     (
         "rooms/<str:room_id>/host/participants/<str:identity>/remove",
-        host.RemoveParticipantView,
+        host.HostRemoveView,
         "host-remove",
     ),
     ("rooms/<str:room_id>/host/start", host.StartRoomView, "host-start"),
     ("rooms/<str:room_id>/host/end", host.EndRoomView, "host-end"),
+    ("rooms/<str:room_id>/host/stage", host.StageLineupView, "host-stage"),
 ]
 
-# The host's stage controls (webinar rooms), authorised like the other host actions.
-_S = "rooms/<str:room_id>/host/stage"
-ROUTES += [
-    (_S, host.StageLineupView, "host-stage"),
-    (f"{_S}/hands/lower-all", host.StageLowerAllView, "host-stage-lower-all"),
-    (f"{_S}/<str:identity>/invite", host.StageInviteView, "host-stage-invite"),
-    (f"{_S}/<str:identity>/promote", host.StagePromoteView, "host-stage-promote"),
-    (f"{_S}/<str:identity>/demote", host.StageDemoteView, "host-stage-demote"),
-    (f"{_S}/<str:identity>/remove", host.StageRemoveView, "host-stage-remove"),
-]
-
-# The stage (webinar raise hand / promote), API key only.
+# The stage: one view per operation (host.py), authorised like the other host actions.
 _P = "rooms/<str:room_id>/participants"
 ROUTES += [
     (f"{_P}/hands", stage.HandQueueView, "hands"),
-    (f"{_P}/hands/lower-all", stage.LowerAllHandsView, "hands-lower-all"),
-    (f"{_P}/<str:identity>", stage.ParticipantStageView, "participant"),
+    (f"{_P}/hands/lower-all", host.LowerAllHandsView, "hands-lower-all"),
+    (f"{_P}/<str:identity>", host.ParticipantView, "participant"),
     (f"{_P}/<str:identity>/hand", stage.HandView, "participant-hand"),
-    (f"{_P}/<str:identity>/invite", stage.InviteView, "participant-invite"),
+    (f"{_P}/<str:identity>/invite", host.InviteView, "participant-invite"),
     (f"{_P}/<str:identity>/invite/accept", stage.AcceptInviteView, "participant-accept"),
     (f"{_P}/<str:identity>/invite/decline", stage.DeclineInviteView, "participant-decline"),
-    (f"{_P}/<str:identity>/promote", stage.PromoteView, "participant-promote"),
-    (f"{_P}/<str:identity>/demote", stage.DemoteView, "participant-demote"),
+    (f"{_P}/<str:identity>/promote", host.PromoteView, "participant-promote"),
+    (f"{_P}/<str:identity>/demote", host.DemoteView, "participant-demote"),
 ]
+
+# Older paths of the same operations (the host page's first stage routes): aliases routed to
+# the same views, left out of the schema.
+_S = "rooms/<str:room_id>/host/stage"
+ALIASES = [
+    (f"{_S}/hands/lower-all", host.LowerAllHandsView, "host-stage-lower-all"),
+    (f"{_S}/<str:identity>/invite", host.InviteView, "host-stage-invite"),
+    (f"{_S}/<str:identity>/promote", host.PromoteView, "host-stage-promote"),
+    (f"{_S}/<str:identity>/demote", host.DemoteView, "host-stage-demote"),
+    (f"{_S}/<str:identity>/remove", host.RemoveParticipantView, "host-stage-remove"),
+]
+ALIAS_PREFIX = "/api/v1/rooms/{room_id}/host/stage/"
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v1:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="v1:schema"), name="redoc"),
 ]
-for route, view, name in ROUTES:
+for route, view, name in ROUTES + ALIASES:
     urlpatterns += [
         path(route, view.as_view(), name=name),
         path(f"{route}/", view.as_view(), name=f"{name}-slash"),
@@ -84,4 +86,5 @@ def schema_without_slash_aliases(endpoints, **kwargs):
         for e in endpoints
         if e[0].startswith("/api/v1/")
         and not (e[0].startswith("/api/v1/rooms") and e[0].endswith("/"))
+        and not e[0].startswith(ALIAS_PREFIX)
     ]

@@ -12,7 +12,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from conferences import livekit
+from conferences import access, livekit, shapes
 from conferences.models import Room
 from conferences.services import rooms as room_services
 
@@ -25,8 +25,6 @@ from .serializers import (
     RoomListSerializer,
     RoomOutputSerializer,
     TokenInputSerializer,
-    TokenOutputSerializer,
-    room_to_dict,
 )
 
 SORTS = {"created_at", "start_time", "name"}
@@ -57,13 +55,11 @@ class V1View(TenantAPIView):
 
     def get_room(self, request: Request, room_id: str) -> Room:
         """The caller's room; another tenant's room and a missing one look the same (404)."""
-        room = Room.objects.for_tenant(request.tenant).filter(room_id=room_id).first()
-        if room is None:
-            raise NotFound("Room not found")
-        return room
+        return access.room_for_tenant(tenant=self.tenant(request), room_id=room_id)
 
     def room_response(self, request: Request, room: Room, status: int = 200) -> Response:
-        return Response(room_to_dict(room, self.base_url(request)), status=status)
+        output = RoomOutputSerializer(room, context={"base_url": self.base_url(request)})
+        return Response(output.data, status=status)
 
 
 def _int_param(request: Request, name: str, default: int, lo: int, hi: int | None) -> int:
@@ -112,7 +108,7 @@ class RoomsView(V1View):
         sort = _choice_param(request, "sort", SORTS, "created_at")
         order = _choice_param(request, "order", {"asc", "desc"}, "desc")
 
-        rooms = Room.objects.for_tenant(request.tenant)
+        rooms = Room.objects.for_tenant(self.tenant(request))
         if status:
             rooms = rooms.filter(status=status)
         if room_type:
@@ -130,10 +126,10 @@ class RoomsView(V1View):
             if total
             else []
         )
-        base = self.base_url(request)
+        output = RoomOutputSerializer(page, many=True, context={"base_url": self.base_url(request)})
         return Response(
             {
-                "rooms": [room_to_dict(room, base) for room in page],
+                "rooms": output.data,
                 "total": total,
                 "limit": limit,
                 "offset": offset,
@@ -147,10 +143,12 @@ class RoomsView(V1View):
     )
     def post(self, request: Request) -> Response:
         serializer = RoomInputSerializer(
-            data=self.json_body(request), context={"tenant": request.tenant}
+            data=self.json_body(request), context={"tenant": self.tenant(request)}
         )
         serializer.is_valid(raise_exception=True)
-        room = room_services.create_room(tenant=request.tenant, data=serializer.validated_data)
+        room = room_services.create_room(
+            tenant=self.tenant(request), data=serializer.validated_data
+        )
         return self.room_response(request, room, status=201)
 
 
@@ -169,7 +167,7 @@ class RoomDetailView(V1View):
         serializer = RoomInputSerializer(
             data=self.json_body(request),
             partial=True,
-            context={"tenant": request.tenant, "instance": room},
+            context={"tenant": self.tenant(request), "instance": room},
         )
         serializer.is_valid(raise_exception=True)
         room = room_services.update_room(room=room, data=serializer.validated_data)
@@ -212,7 +210,7 @@ class RoomTokensView(V1View):
     @extend_schema(
         operation_id="create_room_token",
         request=TokenInputSerializer,
-        responses=TokenOutputSerializer,
+        responses=shapes.schema(shapes.TokenJSON),
     )
     def post(self, request: Request, room_id: str) -> Response:
         room = self.get_room(request, room_id)
@@ -225,17 +223,7 @@ class RoomTokensView(V1View):
             identity=data.get("identity"),
             role=data.get("role"),
         )
-        return Response(
-            {
-                "token": issued.token,
-                "ws_url": issued.ws_url,
-                "room_name": issued.room_name,
-                "identity": issued.identity,
-                "name": issued.name,
-                "role": issued.role,
-                "expires_at": format_datetime(issued.expires_at),
-            }
-        )
+        return Response(shapes.token_json(issued))
 
 
 class RoomParticipantsView(V1View):

@@ -1,0 +1,232 @@
+"""Room access: the one place that turns a credential into a room.
+
+One function per kind of credential, each answering NotFound ("Room not found") alike for a
+room that does not exist and for one the credential does not open, so nobody can tell the two
+apart:
+
+* `room_for_tenant`: the tenant itself (X-API-Key, a dashboard member's current tenant);
+* `room_for_host`: a host (the tenant's API key, the room's host secret, a signed-in member;
+  viewers may read, not act), and `room_for_host_visitor` for a page's session;
+* `room_for_join_link`: anyone holding the room's public join link;
+* `room_for_guest_token`: a guest proving itself with the LiveKit join token Parley minted;
+* `open_room_named`: the Interactive Show facade's rooms, addressed by name within a tenant.
+
+It also holds what a visitor has proven (`Visitor`) and the room's access policy
+(`access_problem`). Reads only: nothing here writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from accounts.models import Membership, Tenant, User
+from conferences import livekit
+from conferences.models import Room
+from conferences.roles import Role
+from conferences.services.errors import AccessRequired, Forbidden, NotFound, Unauthorized
+
+ROOM_NOT_FOUND = "Room not found"
+
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9]{1,32}")
+ENTRY_ID = re.compile(r"we_[A-Za-z0-9]{1,32}")
+
+
+def well_formed(pattern: re.Pattern[str], value: object) -> bool:
+    # Ids come from URLs: anything outside their alphabet (a NUL byte, say) is simply not
+    # found, and never reaches a query (PostgreSQL refuses NUL in text).
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+def well_formed_room_id(value: object) -> bool:
+    return well_formed(_PUBLIC_ID, value)
+
+
+# --- proofs -------------------------------------------------------------------------------------
+
+
+def keyed(purpose: str, value: str) -> str:
+    """A keyed hash (HMAC of SECRET_KEY) of `value` for `purpose`."""
+    key = settings.SECRET_KEY.encode()
+    return hmac.new(key, f"{purpose}\x00{value}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def same(a: str, b: str) -> bool:
+    """Both set and equal, compared in constant time."""
+    return bool(a) and bool(b) and hmac.compare_digest(a.encode(), b.encode())
+
+
+def password_fingerprint(room: Room) -> str:
+    return keyed(f"password:{room.room_id}", room.password_hash) if room.password_hash else ""
+
+
+def host_fingerprint(room: Room) -> str:
+    return keyed(f"host:{room.room_id}", room.host_secret)
+
+
+def client_key(address: str) -> str:
+    """A client's key for attempt limits: a keyed hash, so addresses are never stored."""
+    return keyed("client", address or "unknown")
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """What a browser has proven, as its session and sign-in record it (views build it).
+
+    Fingerprints are keyed hashes of the room's current password hash / host secret, so
+    changing the password or the host secret invalidates every proof made with the old one."""
+
+    user: User | None = None
+    password_fingerprint: str = ""
+    email: str = ""
+    host_fingerprint: str = ""
+    client: str = ""  # client_key() of its address, for per-client limits
+
+
+def host_secret_matches(room: Room, secret: str) -> bool:
+    return same(room.host_secret, secret or "")
+
+
+def host_role(room: Room, visitor: Visitor) -> str | None:
+    """The visitor's host role in `room`: HOST for the host link, OWNER for the tenant's
+    members who may change things (not viewers); None for everyone else."""
+    if same(visitor.host_fingerprint, host_fingerprint(room)):
+        return Role.HOST
+    if visitor.user is not None and visitor.user.is_authenticated:
+        role = (
+            Membership.objects.filter(user=visitor.user, tenant_id=room.tenant_id)
+            .values_list("role", flat=True)
+            .first()
+        )
+        if role is not None and role != Membership.Role.VIEWER:
+            return Role.OWNER
+    return None
+
+
+def access_problem(room: Room, visitor: Visitor) -> AccessRequired | None:
+    """Why `visitor` may not join `room` under its current policy, or None when it may."""
+    kind = room.access_type
+    if kind == Room.AccessType.PUBLIC:
+        return None
+    if kind == Room.AccessType.PASSWORD:
+        if same(visitor.password_fingerprint, password_fingerprint(room)):
+            return None
+        return AccessRequired("Enter the room's password to join", code="PASSWORD_REQUIRED")
+    if kind == Room.AccessType.WHITELIST:
+        if not visitor.email:
+            return AccessRequired(
+                "This room is for invited guests: confirm your email address to join",
+                code="EMAIL_VERIFICATION_REQUIRED",
+            )
+        if visitor.email.lower() not in {e.lower() for e in room.whitelist_emails}:
+            return AccessRequired(
+                f"{visitor.email} is not on this room's guest list", code="NOT_ON_GUEST_LIST"
+            )
+        return None
+    if kind == Room.AccessType.AUTHENTICATED:
+        if visitor.user is not None and visitor.user.is_authenticated and visitor.user.is_active:
+            return None
+        return AccessRequired("Sign in to join this room", code="LOGIN_REQUIRED")
+    return AccessRequired("This room cannot be joined", code="ACCESS_REQUIRED")
+
+
+# --- rooms by credential --------------------------------------------------------------------
+
+
+def room_by_public_id(room_id: str) -> Room | None:
+    """The room behind a join link (its public id is the credential-free part of the URL)."""
+    if not well_formed_room_id(room_id):
+        return None
+    return Room.objects.select_related("tenant").filter(room_id=room_id).first()
+
+
+def room_for_join_link(*, room_id: str) -> Room:
+    room = room_by_public_id(room_id)
+    if room is None:
+        raise NotFound(ROOM_NOT_FOUND)
+    return room
+
+
+def room_for_tenant(*, tenant: Tenant, room_id: str) -> Room:
+    """The tenant's room; another tenant's room and a missing one look the same."""
+    room = None
+    if well_formed_room_id(room_id):
+        room = Room.objects.for_tenant(tenant).filter(room_id=room_id).first()
+    if room is None:
+        raise NotFound(ROOM_NOT_FOUND)
+    return room
+
+
+def room_for_host(
+    *,
+    room_id: str,
+    tenant: Tenant | None = None,
+    host_secret: str | None = None,
+    user: User | None = None,
+    write: bool = True,
+) -> Room:
+    """The room `room_id` if the caller may act as its host: the tenant (its API key), the
+    room's host secret, or a signed-in member of the tenant (viewers may read, not act:
+    Forbidden). Anyone else gets NotFound, exactly as for a room that does not exist."""
+    if tenant is not None:
+        return room_for_tenant(tenant=tenant, room_id=room_id)
+    not_found = NotFound(ROOM_NOT_FOUND)
+    if not well_formed_room_id(room_id):
+        raise not_found
+    if host_secret is not None:
+        room = room_by_public_id(room_id)
+        if room is None or not host_secret_matches(room, host_secret):
+            raise not_found
+        return room
+    if user is not None and user.is_authenticated:
+        membership = (
+            Membership.objects.filter(user=user, tenant__rooms__room_id=room_id)
+            .values_list("role", "tenant_id")
+            .first()
+        )
+        if membership is None:
+            raise not_found
+        role, tenant_id = membership
+        if write and role == Membership.Role.VIEWER:
+            raise Forbidden("Viewers can see rooms but not change them")
+        return Room.objects.get(tenant_id=tenant_id, room_id=room_id)
+    raise not_found
+
+
+def room_for_host_visitor(*, room_id: str, visitor: Visitor) -> Room | None:
+    """The room if `visitor` (a page's session: host link or membership) is its host."""
+    room = room_by_public_id(room_id)
+    if room is None or host_role(room, visitor) is None:
+        return None
+    return room
+
+
+def room_for_guest_token(*, room_id: str, token: object) -> tuple[Room, str]:
+    """The room and the identity a guest's join token proves. A missing, forged or expired
+    token is Unauthorized; a valid token for another room (or a room that does not exist)
+    is NotFound, exactly as for a room nobody can see."""
+    if not isinstance(token, str) or not token or len(token) > 4096 or not token.isascii():
+        raise Unauthorized("Send your join token: Authorization: Bearer <token>")
+    try:
+        identity, livekit_room = livekit.verify_client_token(token)
+    except livekit.LiveKitError:
+        raise Unauthorized("Your join token is not valid or has expired: join again") from None
+    room = room_by_public_id(room_id)
+    if room is None or livekit_room != room.livekit_name:
+        raise NotFound(ROOM_NOT_FOUND)
+    return room, identity
+
+
+def open_room_named(*, tenant: Tenant, name: str) -> Room | None:
+    """The tenant's newest room of that name that has not ended (Interactive Show's rooms)."""
+    return (
+        Room.objects.for_tenant(tenant)
+        .filter(name=name)
+        .exclude(status=Room.Status.COMPLETED)
+        .order_by("-pk")
+        .first()
+    )

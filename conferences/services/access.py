@@ -1,0 +1,256 @@
+"""Proving access to a room from a browser: its password, or a one-time code mailed to an
+address on its guest list. Each try is recorded (AccessAttempt) and limited per room and
+client over a sliding ATTEMPT_WINDOW; the views keep the returned proof in the session."""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+
+from conferences import access, selectors
+from conferences.models import AccessAttempt, JoinCode, Room
+
+from .errors import AccessRequired, InvalidInput, InvalidState, LockedOut, WrongCredentials
+
+logger = logging.getLogger(__name__)
+
+ATTEMPT_WINDOW = timedelta(minutes=15)
+MAX_WRONG_PASSWORDS = 10  # per room and client per ATTEMPT_WINDOW
+MAX_WRONG_CODES = 10
+MAX_CODE_REQUESTS = 5
+CODE_TTL = timedelta(minutes=10)
+CODE_MAX_TRIES = 5  # wrong tries before one code is blocked
+PASSWORD_MAX = 128
+
+
+def _wait_seconds(
+    room: Room, kind: str, client: str, limit: int, now: datetime, *, failures_only: bool = True
+) -> int | None:
+    """Seconds until `client` may try `kind` on `room` again; None when it may now.
+    A sliding window: the limit-th most recent attempt must have left the window."""
+    attempts = AccessAttempt.objects.filter(
+        room=room, kind=kind, client_key=client, created_at__gt=now - ATTEMPT_WINDOW
+    )
+    if failures_only:
+        attempts = attempts.filter(succeeded=False)
+    recent = list(attempts.order_by("-created_at").values_list("created_at", flat=True)[:limit])
+    if len(recent) < limit:
+        return None
+    return max(1, math.ceil((recent[-1] + ATTEMPT_WINDOW - now).total_seconds()))
+
+
+def _minutes(seconds: int) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+
+
+def _locked(what: str, wait: int) -> LockedOut:
+    return LockedOut(
+        f"Too many wrong {what} from your network for this room. Try again in {_minutes(wait)}.",
+        retry_after=wait,
+    )
+
+
+def verify_password(*, room: Room, password: object, client: str) -> str:
+    """Check `password` against the room's hash; returns the proof to keep in the session.
+
+    At most MAX_WRONG_PASSWORDS wrong tries per room and client per ATTEMPT_WINDOW; past
+    that every try (even a right one) answers LockedOut until the window slides."""
+    if not isinstance(password, str) or not password:
+        raise InvalidInput("Enter the password", field="password")
+    now = timezone.now()
+    with transaction.atomic():
+        # The room row serialises concurrent tries, so the limit holds under a burst.
+        room = Room.objects.select_for_update().get(pk=room.pk)
+        if room.access_type != Room.AccessType.PASSWORD:
+            raise InvalidState("This room does not use a password", code="NO_PASSWORD")
+        wait = _wait_seconds(room, AccessAttempt.Kind.PASSWORD, client, MAX_WRONG_PASSWORDS, now)
+        if wait is None:
+            ok = len(password) <= PASSWORD_MAX and check_password(password, room.password_hash)
+            AccessAttempt.objects.create(
+                room=room, kind=AccessAttempt.Kind.PASSWORD, client_key=client, succeeded=ok
+            )
+            if ok:
+                return access.password_fingerprint(room)
+            wait = _wait_seconds(
+                room, AccessAttempt.Kind.PASSWORD, client, MAX_WRONG_PASSWORDS, now
+            )
+            left = (
+                MAX_WRONG_PASSWORDS
+                - AccessAttempt.objects.filter(
+                    room=room,
+                    kind=AccessAttempt.Kind.PASSWORD,
+                    client_key=client,
+                    succeeded=False,
+                    created_at__gt=now - ATTEMPT_WINDOW,
+                ).count()
+            )
+    # Raised after the commit, so the attempt stays recorded.
+    if wait is not None:
+        raise _locked("passwords", wait)
+    raise WrongCredentials(
+        f"That password is not right. {left} {'try' if left == 1 else 'tries'} left.",
+        field="password",
+    )
+
+
+def normalize_email(raw: object) -> str:
+    if not isinstance(raw, str):
+        raise InvalidInput("Enter your email address", field="email")
+    email = raw.strip().lower()
+    if not email:
+        raise InvalidInput("Enter your email address", field="email")
+    try:
+        if len(email) > 254:
+            raise ValidationError("too long")
+        validate_email(email)
+    except ValidationError:
+        raise InvalidInput("Enter a valid email address", field="email") from None
+    return email
+
+
+def _code_hash(room: Room, email: str, code: str) -> str:
+    return access.keyed(f"code:{room.room_id}:{email}", code)
+
+
+def request_code(*, room: Room, email: object, client: str) -> str:
+    """Mail a one-time code proving `email` for this whitelist room; returns the address.
+
+    Any address may ask (the list is only revealed to someone who proves an address), at
+    most MAX_CODE_REQUESTS times per room and client per window. A new code replaces the
+    address's previous ones."""
+    email = normalize_email(email)
+    now = timezone.now()
+    code = f"{secrets.randbelow(10**6):06d}"
+    with transaction.atomic():
+        room = Room.objects.select_for_update().get(pk=room.pk)
+        if room.access_type != Room.AccessType.WHITELIST:
+            raise InvalidState("This room does not use email codes", code="NO_GUEST_LIST")
+        selectors.require_open(room)
+        wait = _wait_seconds(
+            room,
+            AccessAttempt.Kind.CODE_REQUEST,
+            client,
+            MAX_CODE_REQUESTS,
+            now,
+            failures_only=False,
+        )
+        if wait is None:
+            AccessAttempt.objects.create(
+                room=room, kind=AccessAttempt.Kind.CODE_REQUEST, client_key=client, succeeded=True
+            )
+            JoinCode.objects.filter(
+                room=room, email=email, used_at__isnull=True, revoked_at__isnull=True
+            ).update(revoked_at=now)
+            JoinCode.objects.create(
+                room=room,
+                email=email,
+                code_hash=_code_hash(room, email, code),
+                expires_at=now + CODE_TTL,
+            )
+            name, room_id = room.name, room.room_id
+            transaction.on_commit(lambda: _send_code(email, code, name, room_id))
+    if wait is not None:
+        raise _locked("code requests", wait)
+    return email
+
+
+def _send_code(email: str, code: str, room_name: str, room_id: str) -> None:
+    minutes = int(CODE_TTL.total_seconds() // 60)
+    try:
+        send_mail(
+            subject=f"Your code to join {room_name}",
+            message=(
+                f"Your code to join “{room_name}” is {code}\n\n"
+                f"It works once, for {minutes} minutes. If you did not ask for it, "
+                "ignore this email.\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[email],
+        )
+    except Exception:  # the code is stored; the guest can ask again
+        logger.exception("Could not send the join code for room %s", room_id)
+
+
+def verify_code(*, room: Room, email: object, code: object, client: str) -> str:
+    """Check a one-time code; returns the proven address. A code works once, within
+    CODE_TTL, and only while it is the address's latest. Proving an address that is not on
+    the room's list answers NOT_ON_GUEST_LIST (the code is still used up)."""
+    email = normalize_email(email)
+    if not isinstance(code, str):
+        raise InvalidInput("Enter the 6-digit code from the email", field="code")
+    code = "".join(ch for ch in code if not ch.isspace() and ch != "-")
+    if not (len(code) == 6 and code.isascii() and code.isdigit()):
+        raise InvalidInput("Enter the 6-digit code from the email", field="code")
+    now = timezone.now()
+    with transaction.atomic():
+        room = Room.objects.select_for_update().get(pk=room.pk)
+        if room.access_type != Room.AccessType.WHITELIST:
+            raise InvalidState("This room does not use email codes", code="NO_GUEST_LIST")
+        wait = _wait_seconds(room, AccessAttempt.Kind.CODE, client, MAX_WRONG_CODES, now)
+        outcome = "locked"
+        if wait is None:
+            found = (
+                JoinCode.objects.filter(
+                    room=room, email=email, code_hash=_code_hash(room, email, code)
+                )
+                .order_by("-created_at")
+                .first()
+            )
+            if found is None:
+                outcome = "invalid"
+                latest = (
+                    JoinCode.objects.filter(
+                        room=room, email=email, used_at__isnull=True, revoked_at__isnull=True
+                    )
+                    .order_by("-created_at")
+                    .first()
+                )
+                if latest is not None:
+                    latest.failed_attempts += 1
+                    if latest.failed_attempts >= CODE_MAX_TRIES:
+                        latest.revoked_at = now
+                    latest.save(update_fields=["failed_attempts", "revoked_at"])
+            elif found.used_at is not None:
+                outcome = "used"
+            elif found.revoked_at is not None:
+                outcome = "blocked" if found.failed_attempts >= CODE_MAX_TRIES else "replaced"
+            elif found.expires_at <= now:
+                outcome = "expired"
+            else:
+                claimed = JoinCode.objects.filter(pk=found.pk, used_at__isnull=True).update(
+                    used_at=now
+                )
+                outcome = "ok" if claimed == 1 else "used"
+            AccessAttempt.objects.create(
+                room=room,
+                kind=AccessAttempt.Kind.CODE,
+                client_key=client,
+                succeeded=outcome == "ok",
+            )
+        on_list = email in {e.lower() for e in room.whitelist_emails}
+    messages = {
+        "invalid": "That code is not right. Check the latest email we sent you.",
+        "used": "That code has already been used. Ask for a new one.",
+        "expired": "That code has expired. Ask for a new one.",
+        "replaced": "A newer code was sent to this address. Use the latest one.",
+        "blocked": "That code was blocked after too many wrong tries. Ask for a new one.",
+    }
+    if outcome == "locked":
+        raise _locked("codes", wait or 1)
+    if outcome != "ok":
+        code_name = {"used": "CODE_USED", "expired": "CODE_EXPIRED"}.get(outcome, "CODE_INVALID")
+        raise InvalidInput(messages[outcome], code=code_name, field="code")
+    if not on_list:
+        raise AccessRequired(f"{email} is not on this room's guest list", code="NOT_ON_GUEST_LIST")
+    return email

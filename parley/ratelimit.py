@@ -1,0 +1,52 @@
+"""The one fixed-window counter (in the cache), used by the API's hourly allowance, the join
+page's per-client limits and the usage page.
+
+A window is `[start, start + seconds)`; its counter lives under `rl:<scope>:<subject>:<start>`.
+`hit` is atomic on Redis (INCR) and on the local-memory cache (locked).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+
+
+@dataclass(frozen=True)
+class Window:
+    key: str
+    start: int  # unix time the window opened
+    reset: int  # unix time it closes
+    seconds: int
+
+
+def window(scope: str, subject: object, *, seconds: int, now: float | None = None) -> Window:
+    """The current window of `subject` (a tenant pk, a room and client, ...) for `scope`."""
+    now = time.time() if now is None else now
+    start = int(now // seconds) * seconds
+    return Window(
+        key=f"rl:{scope}:{subject}:{start}", start=start, reset=start + seconds, seconds=seconds
+    )
+
+
+def api_window(tenant_id: int, *, now: float | None = None) -> Window:
+    """The tenant's current API allowance window (settings.API_RATE_LIMIT_WINDOW seconds)."""
+    return window("v1", tenant_id, seconds=settings.API_RATE_LIMIT_WINDOW, now=now)
+
+
+def hit(w: Window) -> int:
+    """Count one use in `w`; returns the uses so far, this one included."""
+    timeout = w.seconds + 60
+    cache.add(w.key, 0, timeout=timeout)
+    try:
+        return int(cache.incr(w.key))
+    except ValueError:  # evicted between add and incr
+        cache.set(w.key, 1, timeout=timeout)
+        return 1
+
+
+def used(w: Window) -> int:
+    """Uses counted in `w` so far (no change)."""
+    return int(cache.get(w.key) or 0)
