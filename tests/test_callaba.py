@@ -750,3 +750,47 @@ def test_dashboard_room_page_shows_the_hidden_token(cb, big):
     assert page.status_code == 200
     text = page.content.decode()
     assert room_services.hidden_token(room) in text and room.object_id in text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_gives_existing_rooms_distinct_object_ids():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("conferences", "0005_room_recording_and_webhook_settings")]
+    after = [("conferences", "0006_callaba")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps
+        plan = old.get_model("accounts", "Plan").objects.create(
+            code="legacy", name="Legacy", max_participants_per_room=10
+        )
+        tenant = old.get_model("accounts", "Tenant").objects.create(
+            public_id="legacytenant0001", name="Legacy", plan=plan
+        )
+        OldRoom = old.get_model("conferences", "Room")
+        for n in (1, 2, 3):
+            OldRoom.objects.create(
+                tenant=tenant,
+                room_id=f"legacyroom0{n}",
+                number=n,
+                name=f"Old {n}",
+                room_type="temporary",
+                media_type="both",
+                max_participants=10,
+                access_type="public",
+                status="active",
+                video_quality="high",
+            )
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+        ids = list(Room.objects.filter(tenant_id=tenant.pk).values_list("object_id", flat=True))
+        assert len(ids) == 3 and len(set(ids)) == 3 and all(OBJECT_ID.match(i) for i in ids)
+        assert set(
+            Room.objects.filter(tenant_id=tenant.pk).values_list("livekit_sid", flat=True)
+        ) == {""}
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
