@@ -402,7 +402,7 @@ def _ordering(data: dict[str, Any]) -> list[Any]:
 
 # --- control plane ----------------------------------------------------------------------------
 
-ROOM_FIELDS = {
+ROOM_FIELDS: dict[str, serializers.Field] = {
     "name": serializers.CharField(),
     "user_id": serializers.CharField(required=False, help_text="ignored: the key's tenant"),
     "mediaType": serializers.ChoiceField(choices=list(MEDIA_TYPES), required=False),
@@ -419,7 +419,7 @@ RoomUpdate = inline_serializer(
     "CallabaRoomUpdate",
     {"id": serializers.CharField(), **ROOM_FIELDS, "name": serializers.CharField(required=False)},
 )
-ROOM_OUTPUT_FIELDS = {
+ROOM_OUTPUT_FIELDS: dict[str, serializers.Field] = {
     "_id": serializers.CharField(),
     "id": serializers.CharField(),
     "name": serializers.CharField(),
