@@ -65,6 +65,8 @@ class Grants:
     can_publish_data: bool
     can_publish_sources: tuple[str, ...]
     can_update_own_metadata: bool = False
+    # Invisible to the other participants (an egress-style watcher): LiveKit's `hidden` grant.
+    hidden: bool = False
 
 
 class TrackDict(TypedDict):
@@ -118,8 +120,9 @@ def _call(op: Callable[[api.LiveKitAPI], Awaitable[T]]) -> T:
 
 def create_room(
     *, name: str, max_participants: int, metadata: dict[str, Any], empty_timeout: int | None = None
-) -> None:
-    """Create (or keep) the LiveKit room `name` with our limits. Idempotent on LiveKit's side."""
+) -> str:
+    """Create (or keep) the LiveKit room `name` with our limits. Idempotent on LiveKit's side.
+    Returns the room's sid (an existing room keeps its own)."""
     request = api.CreateRoomRequest(
         name=name,
         max_participants=max_participants,
@@ -127,7 +130,8 @@ def create_room(
         departure_timeout=settings.LIVEKIT_DEPARTURE_TIMEOUT,
         metadata=json.dumps(metadata, separators=(",", ":"), sort_keys=True),
     )
-    _call(lambda lk: lk.room.create_room(request))
+    room = _call(lambda lk: lk.room.create_room(request))
+    return room.sid
 
 
 def delete_room(*, name: str) -> bool:
@@ -241,7 +245,7 @@ def mint_token(
         room_create=False,
         room_list=False,
         room_record=False,
-        hidden=False,
+        hidden=grants.hidden,
         recorder=False,
     )
     token = (
@@ -277,7 +281,7 @@ def permission_of(grants: Grants) -> api.ParticipantPermission:
         can_publish_data=grants.can_publish_data,
         can_publish_sources=[_SOURCE_ENUMS[s] for s in grants.can_publish_sources],
         can_update_metadata=grants.can_update_own_metadata,
-        hidden=False,
+        hidden=grants.hidden,
         recorder=False,
     )
 

@@ -17,6 +17,11 @@ def new_room_id() -> str:
     return "".join(secrets.choice(ROOM_ID_ALPHABET) for _ in range(ROOM_ID_LENGTH))
 
 
+def new_object_id() -> str:
+    """A Mongo-style object id (24 hex characters, 96 random bits): Callaba's `_id`."""
+    return secrets.token_hex(12)
+
+
 def new_host_secret() -> str:
     return secrets.token_urlsafe(24)  # 192 bits
 
@@ -129,6 +134,10 @@ class Room(models.Model):
     # room's events in `webhook_events` also go there, signed and retried like tenant endpoints.
     webhook_url = models.URLField(max_length=500, blank=True)
     webhook_events = models.JSONField(default=list, blank=True)
+    # The room's id in the Callaba-compatible API (`_id`/`id`): 24 hex characters, random.
+    object_id = models.CharField(max_length=24, unique=True, default=new_object_id)
+    # LiveKit's sid of the room while a session runs (from CreateRoom); "" otherwise.
+    livekit_sid = models.CharField(max_length=64, blank=True, default="")
 
     objects = RoomQuerySet.as_manager()
 

@@ -41,13 +41,25 @@ def publish_sources(room: Room, *, mic_only: bool = False) -> tuple[str, ...]:
     return tuple(sources)
 
 
-def grants_for(role: str, room: Room, *, mic_only: bool = False) -> livekit.Grants:
+def grants_for(
+    role: str, room: Room, *, mic_only: bool = False, hidden: bool = False
+) -> livekit.Grants:
     """The LiveKit grants of `role` in `room`, for tokens and for live UpdateParticipant alike.
 
     Viewers subscribe only (in webinar mode they may also send data, for hands and chat);
     in webinar mode a participant is audience too. Everyone else publishes the sources the
     room's media_type allows, and sends data only where chat is enabled. Nobody gets admin
-    grants: host actions go through Parley's server."""
+    grants: host actions go through Parley's server. A `hidden` participant (an egress-style
+    watcher, whatever its role) is invisible to the others and only subscribes."""
+    if hidden:
+        return livekit.Grants(
+            room=room.livekit_name,
+            can_publish=False,
+            can_subscribe=True,
+            can_publish_data=False,
+            can_publish_sources=(),
+            hidden=True,
+        )
     audience = role == Role.VIEWER or (room.allow_webinar_mode and role not in STAGE_ROLES)
     if audience:
         return livekit.Grants(

@@ -252,11 +252,14 @@ def test_room_page_links_and_settings(cast: Cast):
     page = cast.client("member").get(f"/dashboard/rooms/{cast.room.room_id}/").content.decode()
     assert f"http://testserver/room/{cast.room.room_id}" in page
     assert f"/room/{cast.room.room_id}/host/{cast.room.host_secret}" in page
-    assert page.count("data-copy=") == 2
+    hidden = room_services.hidden_token(cast.room)
+    assert hidden in page  # the Callaba API's hidden-participant secret (issue 13)
+    assert page.count("data-copy=") == 3
     assert "Anyone with the link" in page
     # The host link acts on the room: a viewer sees the join link only.
     page = cast.client("viewer").get(f"/dashboard/rooms/{cast.room.room_id}/").content.decode()
     assert cast.room.host_secret not in page and page.count("data-copy=") == 1
+    assert hidden not in page
 
 
 def test_start_then_stop_with_confirmation(cast: Cast, livekit):

@@ -94,6 +94,12 @@ def _count_lobby_request(room: Room, client: str) -> None:
         )
 
 
+def count_join_request(*, room: Room, client: str) -> None:
+    """The join page's per-address limit for `room` (LOBBY_PER_CLIENT per window), for join
+    paths without a page: the public Callaba helpers count against the same budget."""
+    _count_lobby_request(room, client)
+
+
 @transaction.atomic
 def _enter_lobby(*, room: Room, name: str, visitor: Visitor) -> WaitingEntry:
     if selectors.waiting(room).count() >= LOBBY_MAX:

@@ -9,6 +9,8 @@ transaction, before anything is written, so a LiveKit failure leaves no trace.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 from dataclasses import dataclass
@@ -50,7 +52,8 @@ DEFAULTS: dict[str, Any] = {
 SETTINGS_FIELDS = (
     "name room_type media_type max_participants access_type start_time end_time recurring "
     "recording_enabled screen_sharing_enabled chat_enabled waiting_room_enabled video_quality "
-    "audio_only_mode custom_logo_url timezone join_before_minutes allow_webinar_mode max_speakers"
+    "audio_only_mode custom_logo_url timezone join_before_minutes allow_webinar_mode max_speakers "
+    "recording_layout"
 ).split()
 
 
@@ -199,12 +202,13 @@ def _go_live(room: Room, now: datetime, occurrence: Occurrence | None = None) ->
     if room.deactivated_at is not None:
         raise InvalidState("The room has been deactivated", code="ROOM_DEACTIVATED")
     _check_concurrency(room)
-    livekit.create_room(
+    sid = livekit.create_room(
         name=room.livekit_name,
         max_participants=room.max_participants,
         metadata=livekit_metadata(room),
     )
     room.live_since = now
+    room.livekit_sid = sid
     RoomSession.objects.create(
         room=room, occurrence=occurrence, started_at=now, close_at=_close_at(room, now, occurrence)
     )
@@ -214,7 +218,16 @@ def _mark_started(room: Room, now: datetime) -> None:
     room.status = Room.Status.ACTIVE
     room.started_at = now
     room.ended_at = None
-    room.save(update_fields=["status", "started_at", "ended_at", "live_since", "updated_at"])
+    room.save(
+        update_fields=[
+            "status",
+            "started_at",
+            "ended_at",
+            "live_since",
+            "livekit_sid",
+            "updated_at",
+        ]
+    )
     events.emit_on_commit("room.started", tenant_id=room.tenant_id, room_id=room.room_id, data={})
 
 
@@ -263,6 +276,7 @@ def _end_session(room: Room, now: datetime, *, on_livekit: bool = True) -> None:
         status=Occurrence.Status.COMPLETED, ended_at=now
     )
     room.live_since = None
+    room.livekit_sid = ""
     room.ended_at = now
     if room.auto_close_type == "session-end-and-deactivate":
         room.deactivated_at = now
@@ -278,7 +292,16 @@ def _end_session(room: Room, now: datetime, *, on_livekit: bool = True) -> None:
         room.status = Room.Status.SCHEDULED
     else:
         room.status = Room.Status.COMPLETED
-    room.save(update_fields=["status", "live_since", "ended_at", "deactivated_at", "updated_at"])
+    room.save(
+        update_fields=[
+            "status",
+            "live_since",
+            "livekit_sid",
+            "ended_at",
+            "deactivated_at",
+            "updated_at",
+        ]
+    )
     events.emit_on_commit(
         "room.ended",
         tenant_id=room.tenant_id,
@@ -389,6 +412,34 @@ def close_session(*, session_pk: int, now: datetime | None = None) -> str:
     return "closed"
 
 
+def _hidden_token(object_id: str, secret_key: str) -> str:
+    message = f"parley:hidden-participant\x00{object_id}".encode()
+    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()[:40]
+
+
+def hidden_token(room: Room) -> str:
+    """The room's hidden-participant secret: who holds it may mint a hidden, subscribe-only
+    token through the public Callaba helper. Derived (HMAC-SHA256 keyed with SECRET_KEY over
+    the room's object id), so nothing secret is stored; it changes with SECRET_KEY."""
+    from django.conf import settings
+
+    return _hidden_token(room.object_id, settings.SECRET_KEY)
+
+
+def hidden_token_matches(room: Room, token: object) -> bool:
+    """Constant-time check of a presented hidden token; tokens derived from a key in
+    SECRET_KEY_FALLBACKS still match while a key rotation is under way."""
+    from django.conf import settings
+
+    if not isinstance(token, str) or not token or len(token) > 128 or not token.isascii():
+        return False
+    keys = [settings.SECRET_KEY, *(getattr(settings, "SECRET_KEY_FALLBACKS", ()) or ())]
+    return any(
+        hmac.compare_digest(token.encode(), _hidden_token(room.object_id, key).encode())
+        for key in keys
+    )
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     token: str
@@ -401,14 +452,20 @@ class IssuedToken:
 
 
 def issue_token(
-    *, room: Room, name: str, identity: str | None = None, role: str | None = None
+    *,
+    room: Room,
+    name: str,
+    identity: str | None = None,
+    role: str | None = None,
+    hidden: bool = False,
 ) -> IssuedToken:
     """A short-lived LiveKit join token for `room` with exactly the grants of a role.
 
     The role is the one asked for (and then stored for the identity), else the identity's
     stored role (a promoted speaker's next token carries it), else the room's default
     (viewer in webinar mode, participant otherwise). The room must be open; an open room
-    that is not live yet goes live first (plan limit, LiveKit room created)."""
+    that is not live yet goes live first (plan limit, LiveKit room created). A `hidden`
+    token (the caller has checked the room's hidden_token) is invisible and subscribe-only."""
     from django.conf import settings
 
     if room.status == Room.Status.SCHEDULED:
@@ -434,7 +491,7 @@ def issue_token(
     token, expires_at = livekit.mint_token(
         identity=identity,
         name=name,
-        grants=grants_for(role, room, mic_only=mic_only),
+        grants=grants_for(role, room, mic_only=mic_only, hidden=hidden),
         attributes={
             k: v
             for k, v in attributes_for(

@@ -173,6 +173,8 @@ def room_detail(request: DashRequest, room_id: str) -> HttpResponse:
             "host_url": f"{links_base}/room/{room.room_id}/host/{room.host_secret}"
             if request.dash.can_edit_rooms
             else "",
+            # The Callaba-compatible API's secret for hidden (egress-style) participants.
+            "hidden_token": room_services.hidden_token(room) if request.dash.can_edit_rooms else "",
             "occurrences": occurrences,
             "settings_rows": settings_rows,
             "live": _participants_context(room),

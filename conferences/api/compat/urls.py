@@ -2,6 +2,7 @@
 
 from django.urls import path, re_path
 
+from . import callaba
 from . import interactive_show as show
 
 urlpatterns = [
@@ -28,4 +29,28 @@ urlpatterns = [
     ),
     path("api/rooms/<str:room_name>/hand-raise", show.HandRaiseView.as_view(), name="show-hand"),
     re_path(r"^api/rooms/(?P<rest>.*)$", show.not_found),
+]
+
+# Callaba Engine video calls (reference/callaba-video-calls.txt).
+_CALLABA = "api/conferences"
+urlpatterns += [
+    path(f"{_CALLABA}/create", callaba.CreateView.as_view(), name="callaba-create"),
+    path(f"{_CALLABA}/getCount", callaba.GetCountView.as_view(), name="callaba-get-count"),
+    path(f"{_CALLABA}/getAll", callaba.GetAllView.as_view(), name="callaba-get-all"),
+    path(f"{_CALLABA}/getById", callaba.GetByIdView.as_view(), name="callaba-get-by-id"),
+    path(f"{_CALLABA}/update", callaba.UpdateView.as_view(), name="callaba-update"),
+    path(f"{_CALLABA}/start", callaba.StartView.as_view(), name="callaba-start"),
+    path(f"{_CALLABA}/stop", callaba.StopView.as_view(), name="callaba-stop"),
+    path(f"{_CALLABA}/remove", callaba.RemoveView.as_view(), name="callaba-remove"),
+    path(
+        f"{_CALLABA}-public/findLKRoomNameById",
+        callaba.FindLKRoomNameView.as_view(),
+        name="callaba-find-lk-room-name",
+    ),
+    path(
+        f"{_CALLABA}-public/createToken",
+        callaba.CreateTokenView.as_view(),
+        name="callaba-create-token",
+    ),
+    re_path(r"^api/conferences(?:-public)?/(?P<rest>.*)$", callaba.not_found),
 ]

@@ -17,6 +17,7 @@ from accounts.models import Tenant
 from conferences import recurrence, shapes
 from conferences.models import Room
 from conferences.roles import Role
+from conferences.services.rooms import hidden_token
 
 from ..fields import (
     OffsetDateTimeField,
@@ -250,6 +251,12 @@ class RoomInputSerializer(StrictSerializer):
         StrictIntegerField, "join_before_minutes", min_value=0, max_value=1440, required=False
     )
     allow_webinar_mode = _field(StrictBooleanField, "allow_webinar_mode", required=False)
+    recording_layout = _field(
+        StrictChoiceField,
+        "recording_layout",
+        choices=Room.RecordingLayout.values,
+        required=False,
+    )
     max_speakers = StrictIntegerField(
         min_value=1,
         max_value=1000,
@@ -386,6 +393,11 @@ class RoomOutputSerializer(serializers.Serializer):
     allow_webinar_mode = serializers.BooleanField()
     max_speakers = serializers.IntegerField(allow_null=True)
     whitelist_emails = serializers.ListField(child=serializers.EmailField())
+    recording_layout = serializers.CharField()
+    hidden_token = serializers.CharField(
+        help_text="Secret for hidden (subscribe-only, invisible) participants: the `token` "
+        "of the Callaba-compatible createToken with `hidden: true`"
+    )
     join_url = serializers.URLField()
     host_url = serializers.URLField()
     created_at = serializers.DateTimeField()
@@ -439,6 +451,8 @@ def room_to_dict(room: Room, base_url: str) -> dict[str, Any]:
         "whitelist_emails": room.whitelist_emails
         if room.access_type == Room.AccessType.WHITELIST
         else [],
+        "recording_layout": room.recording_layout,
+        "hidden_token": hidden_token(room),
         "join_url": f"{base_url}/room/{room.room_id}",
         "host_url": f"{base_url}/room/{room.room_id}/host/{room.host_secret}",
         "created_at": format_datetime(room.created_at),

@@ -78,13 +78,20 @@ for route, view, name in ROUTES + ALIASES:
     ]
 
 
+# Compatibility facades documented in the same schema (their paths are their references').
+DOCUMENTED_FACADES = ("/api/conferences/", "/api/conferences-public/")
+
+
 def schema_without_slash_aliases(endpoints, **kwargs):
-    """drf-spectacular preprocessing hook: document /api/v1/ only (the compatibility facades
-    follow their own references), each route once."""
+    """drf-spectacular preprocessing hook: document /api/v1/ and the facades listed in
+    DOCUMENTED_FACADES (their catch-all 404 routes left out), each route once."""
     return [
         e
         for e in endpoints
-        if e[0].startswith("/api/v1/")
+        if (
+            e[0].startswith("/api/v1/")
+            or (e[0].startswith(DOCUMENTED_FACADES) and "{rest}" not in e[0])
+        )
         and not (e[0].startswith("/api/v1/rooms") and e[0].endswith("/"))
         and not e[0].startswith(ALIAS_PREFIX)
     ]
