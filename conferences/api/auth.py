@@ -36,6 +36,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'APIKey header="X-API-Key"'
 
 
+def request_tenant(request: Request) -> Tenant:
+    """The tenant ApiKeyAuthentication (or a facade's own authentication) set on `request`."""
+    tenant: Tenant = request.tenant  # type: ignore[attr-defined]
+    return tenant
+
+
 class HasTenant(permissions.BasePermission):
     def has_permission(self, request: Request, view: object) -> bool:
         if getattr(request, "tenant", None) is None:
@@ -112,8 +118,7 @@ class TenantAPIView(APIView):
 
     def tenant(self, request: Request) -> Tenant:
         """The caller's tenant (its API key's), set by ApiKeyAuthentication."""
-        tenant: Tenant = request.tenant  # type: ignore[attr-defined]
-        return tenant
+        return request_tenant(request)
 
     def finalize_response(self, request: Request, response: Response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -43,7 +43,7 @@ from conferences.services import lobby
 from conferences.services import rooms as room_services
 from conferences.services.errors import LockedOut, ServiceError
 
-from ..auth import ApiKeyAuthentication, TenantAPIView
+from ..auth import ApiKeyAuthentication, TenantAPIView, request_tenant
 from ..v1.serializers import RoomInputSerializer
 
 logger = logging.getLogger(__name__)
@@ -225,7 +225,8 @@ class CallabaView(TenantAPIView):
             status, message = 400, "Send the body as JSON with Content-Type: application/json"
         elif isinstance(exc, exceptions.Throttled):
             status, message = 429, "Too many requests: your plan's hourly limit is reached"
-            retry_after = int(exc.wait) if exc.wait else None
+            wait = getattr(exc, "wait", None)
+            retry_after = int(wait) if wait else None
         elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
             status, message = 401, "Missing or invalid x-access-token: send a Parley API key"
         elif isinstance(exc, exceptions.APIException):
@@ -256,13 +257,15 @@ class CallabaView(TenantAPIView):
         """The caller's room; another tenant's room and a missing one look the same (404)."""
         room = None
         if _OBJECT_ID.fullmatch(object_id):
-            room = Room.objects.for_tenant(request.tenant).filter(object_id=object_id).first()
+            room = (
+                Room.objects.for_tenant(request_tenant(request)).filter(object_id=object_id).first()
+            )
         if room is None:
             raise CallabaError(404, "Room not found")
         return room
 
     def room_response(self, request: Request, room: Room) -> Response:
-        return Response(room_object(room, request.tenant.public_id))
+        return Response(room_object(room, request_tenant(request).public_id))
 
 
 def _settings(
@@ -292,7 +295,9 @@ def _settings(
         else:
             raise _bad(f"Unknown field '{str(key)[:64]}'")
     serializer = RoomInputSerializer(
-        data=v1, partial=room is not None, context={"tenant": request.tenant, "instance": room}
+        data=v1,
+        partial=room is not None,
+        context={"tenant": request_tenant(request), "instance": room},
     )
     if not serializer.is_valid():
         raise _bad(_first_error(serializer.errors))
@@ -324,7 +329,7 @@ def _filtered(request: Request, data: dict[str, Any]):
         spec = {}
     if not isinstance(spec, dict):
         raise _bad("filter must be an object")
-    rooms = Room.objects.for_tenant(request.tenant)
+    rooms = Room.objects.for_tenant(request_tenant(request))
     for key, value in spec.items():
         if key not in FILTER_FIELDS:
             raise _bad(
@@ -464,7 +469,7 @@ class CreateView(CallabaView):
     def post(self, request: Request) -> Response:
         v1, active = _settings(self.body(request), request=request, room=None, skip={"id"})
         with transaction.atomic():
-            room = room_services.create_room(tenant=request.tenant, data=v1)
+            room = room_services.create_room(tenant=request_tenant(request), data=v1)
             if active is False:  # provisioned closed: it opens on `start`
                 room = room_services.stop_room(room=room)
         return self.room_response(request, room)
@@ -497,7 +502,7 @@ class GetAllView(CallabaView):
         limit = _int(data, "limit", 20, 1, 100)
         skip = _int(data, "skip", 0, 0, None)
         rooms = _filtered(request, data).order_by(*_ordering(data))[skip : skip + limit]
-        owner = request.tenant.public_id
+        owner = request_tenant(request).public_id
         return Response([room_object(room, owner) for room in rooms])
 
 
@@ -593,7 +598,7 @@ class PublicView(CallabaView):
             raise CallabaError(404, "Room not found or not active")
         lobby.count_join_request(room=room, client=_client(request))
         if access.access_problem(room, access.Visitor()) is not None:
-            why = POLICY_REASONS.get(room.access_type, "has an access policy")
+            why = POLICY_REASONS.get(str(room.access_type), "has an access policy")
         elif room.waiting_room_enabled:
             why = "has a waiting room"
         else:
@@ -604,7 +609,7 @@ class PublicView(CallabaView):
         )
 
 
-POLICY_REASONS = {
+POLICY_REASONS: dict[str, str] = {
     Room.AccessType.PASSWORD: "is protected by a password",
     Room.AccessType.WHITELIST: "is for invited guests only",
     Room.AccessType.AUTHENTICATED: "is for signed-in users only",
