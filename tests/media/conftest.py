@@ -197,6 +197,12 @@ def participants(server: livekit_server.Server, room: str) -> list[Any]:
     )
 
 
+def rooms(server: livekit_server.Server, name: str) -> list[Any]:
+    from livekit import api
+
+    return list(room_service(server, "list_rooms", api.ListRoomsRequest(names=[name])).rooms)
+
+
 class Media:
     """What a real-media test works with: pages in fresh browser contexts (each its own
     person), the real server, and helpers to join through Parley's pages."""
