@@ -109,7 +109,8 @@ def _unavailable(reason: str) -> None:
 def _media_binary() -> Path:
     path = livekit_server.binary()
     if path is None:
-        _unavailable(f"livekit-server is not built ({livekit_server.BINARY}): run `make livekit`")
+        wanted = os.environ.get("LIVEKIT_SERVER_BIN") or livekit_server.BINARY
+        _unavailable(f"livekit-server is not built ({wanted}): run `make livekit`")
     if not os.path.exists(CHROMIUM):
         _unavailable(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
     return path  # type: ignore[return-value]
