@@ -5,8 +5,11 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The real media server: livekit-server built from its Go module once (pure Go, no cgo).
+LIVEKIT_VERSION := v1.13.5
+LIVEKIT_BIN := .cache/livekit/bin/server
 
-.PHONY: run test install venv migrate seed web worker beat bench screenshots lint format check clean
+.PHONY: run test install venv migrate seed web worker beat bench screenshots lint format check clean livekit
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,11 +29,25 @@ migrate: install
 seed: migrate
 	$(PY) manage.py seed_demo
 
-# Web (ASGI, uvicorn) + Celery worker + beat in one terminal; Ctrl-C stops all three.
+# livekit-server into .cache/livekit/bin (skipped when built; `rm` it to rebuild).
+livekit: $(LIVEKIT_BIN)
+
+$(LIVEKIT_BIN):
+	@command -v go >/dev/null || { echo "make livekit needs Go 1.26 (https://go.dev/dl/)"; exit 1; }
+	@echo "Building livekit-server $(LIVEKIT_VERSION) from its Go module (minutes the first time)"
+	GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN=$(CURDIR)/.cache/livekit/bin \
+		go install -trimpath github.com/livekit/livekit-server/cmd/server@$(LIVEKIT_VERSION)
+
+# Web (ASGI, uvicorn) + Celery worker + beat + livekit-server (dev mode, webhooks to Parley)
+# in one terminal; Ctrl-C stops them all. Without Go or the binary, media is left out and
+# one line says how to add it.
 run: seed
 	@mkdir -p var/celery
+	@if [ ! -x $(LIVEKIT_BIN) ] && command -v go >/dev/null; then \
+		$(MAKE) --no-print-directory livekit || echo "livekit: the build failed; see above"; fi
 	@echo "Parley on http://$(HOST):$(PORT)/  (API docs: /api/v1/docs/, admin: /admin/)"
 	@trap 'kill 0' INT TERM EXIT; \
+	$(PY) scripts/livekit_server.py run --webhook http://$(HOST):$(PORT)/livekit/webhook & \
 	$(VENV)/bin/celery -A dashboard worker --loglevel=INFO --concurrency=2 --pool=threads & \
 	$(VENV)/bin/celery -A dashboard beat --loglevel=INFO & \
 	$(VENV)/bin/uvicorn dashboard.asgi:application --host $(HOST) --port $(PORT) --no-access-log & \

@@ -121,8 +121,12 @@ class AppServer:
     """Parley under uvicorn on 127.0.0.1 with a fresh enterprise tenant. Use as a context
     manager; `base_url`, `api_key`, `double` and `describe()` are valid inside the block."""
 
-    def __init__(self, *, startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self, *, startup_timeout: float = 30.0, livekit_env: dict[str, str] | None = None
+    ) -> None:
         self.startup_timeout = startup_timeout
+        # LIVEKIT_* settings for a real livekit-server (bench_media); default: the double.
+        self.livekit_env = dict(livekit_env or {})
         self.tmp: Path | None = None
         self.double: Any = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -189,6 +193,7 @@ class AppServer:
                 "no_proxy": "127.0.0.1,localhost",
             }
         )
+        env.update(self.livekit_env)
         self.env = env
 
         self.manage("migrate", "--noinput", timeout=MIGRATE_TIMEOUT)

@@ -34,6 +34,11 @@ SCREEN_SHARE = "screen_share"
 SCREEN_SHARE_AUDIO = "screen_share_audio"
 
 
+# What livekit-server answers (Twirp `unavailable`) when a call routed to a participant's node
+# finds nobody there, e.g. MutePublishedTrack for someone who just left (psrpc.ErrNoResponse).
+NO_RESPONSE = "no response from servers"
+
+
 class LiveKitError(Exception):
     pass
 
@@ -198,7 +203,10 @@ def mute_published_tracks(*, room: str, tracks: list[tuple[str, str]], muted: bo
         done = 0
         for result in results:
             if isinstance(result, api.TwirpError) and (
-                result.code == "not_found" or result.status == 404
+                result.code == "not_found"
+                or result.status == 404
+                # livekit-server's answer for a participant no node holds (it left)
+                or (result.code == "unavailable" and NO_RESPONSE in result.message)
             ):
                 continue
             if isinstance(result, BaseException):

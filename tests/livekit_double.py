@@ -25,8 +25,11 @@ roomallocator.go, localstore.go; livekit/protocol auth/grants.go):
   the server defaults (empty_timeout 300 s, departure_timeout 20 s).
 * DeleteRoom of an unknown room: not_found "requested room does not exist". ListParticipants of
   an unknown room: an empty list (that is what the room store returns). GetParticipant /
-  UpdateParticipant / MutePublishedTrack / UpdateSubscriptions of an unknown participant:
-  not_found "participant does not exist"; RemoveParticipant: not_found "participant not found".
+  UpdateParticipant / UpdateSubscriptions of an unknown participant: not_found "participant
+  does not exist"; RemoveParticipant: not_found "participant not found". MutePublishedTrack
+  of an unknown participant: unavailable (503) "twirp error unknown: no response from servers"
+  (the server routes it to the participant's node without a store lookup; checked by
+  tests/media/test_livekit_conformance.py against the real server).
 * UpdateParticipant: ``permission`` (when set) replaces the participant's permission whole and
   unpublishes tracks it no longer allows; ``attributes`` are merged, an empty value deleting
   the key; ``name`` and ``metadata`` are replaced when non-empty; ``version`` increases.
@@ -94,6 +97,8 @@ __all__ = [
 # livekit-server defaults (pkg/config): room.empty_timeout and room.departure_timeout.
 DEFAULT_EMPTY_TIMEOUT = 300
 DEFAULT_DEPARTURE_TIMEOUT = 20
+# psrpc.ErrNoResponse: what livekit-server answers when no node handles a participant's topic.
+NO_RESPONSE = "twirp error unknown: no response from servers"
 # go-jose's jwt.DefaultLeeway, used by livekit/protocol auth.APIKeyTokenVerifier.
 TOKEN_LEEWAY_SECONDS = 60
 # livekit/protocol webhook notifier signs each request with a short-lived token.
@@ -1053,7 +1058,12 @@ class LiveKitDouble:
     def _mute_published_track(
         self, req: proto_room.MuteRoomTrackRequest
     ) -> proto_room.MuteRoomTrackResponse:
-        p = self._require_participant(req.room, req.identity)
+        p = self._participants.get(req.room, {}).get(req.identity)
+        if p is None:
+            # livekit-server routes this call to the participant's node over psrpc without
+            # looking in the room store first: nobody answers for a participant who is not
+            # there (psrpc.ErrNoResponse).
+            raise _TwirpError("unavailable", NO_RESPONSE)
         if not req.muted and not self.enable_remote_unmute:
             raise _TwirpError("failed_precondition", "remote unmute not enabled")
         for track in p.tracks:
