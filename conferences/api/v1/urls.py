@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import host, occurrences, stage, views
+from . import host, occurrences, recordings, stage, views
 
 app_name = "v1"
 
@@ -64,6 +64,23 @@ ROUTES += [
     (f"{_P}/<str:identity>/demote", stage.DemoteView, "participant-demote"),
 ]
 
+# Recordings and HLS live streams (LiveKit egress), API key only.
+ROUTES += [
+    ("rooms/<str:room_id>/recordings", recordings.RoomRecordingsView, "recordings"),
+    (
+        "rooms/<str:room_id>/recordings/<str:recording_id>/stop",
+        recordings.RoomRecordingStopView,
+        "recording-stop",
+    ),
+    ("recordings/<str:recording_id>", recordings.RecordingDetailView, "recording"),
+    ("rooms/<str:room_id>/streams", recordings.RoomStreamsView, "streams"),
+    (
+        "rooms/<str:room_id>/streams/<str:recording_id>/stop",
+        recordings.RoomStreamStopView,
+        "stream-stop",
+    ),
+]
+
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v1:schema"), name="docs"),
@@ -83,5 +100,5 @@ def schema_without_slash_aliases(endpoints, **kwargs):
         e
         for e in endpoints
         if e[0].startswith("/api/v1/")
-        and not (e[0].startswith("/api/v1/rooms") and e[0].endswith("/"))
+        and not (e[0].startswith(("/api/v1/rooms", "/api/v1/recordings")) and e[0].endswith("/"))
     ]
