@@ -32,6 +32,7 @@ from conferences import events, sessions
 from conferences.api.fields import format_datetime
 from conferences.models import Room, WaitingEntry
 from conferences.services import joining
+from conferences.services import recordings as recording_services
 from conferences.services.errors import ServiceError
 
 LOBBY_EVENTS = frozenset(
@@ -58,7 +59,13 @@ def _room_status(room_id: str) -> dict[str, Any] | None:
         return None
     phase = joining.room_phase(room)
     starts_at = joining.next_start(room) if phase == "scheduled" else None
-    return {"type": "room", "status": phase, "starts_at": format_datetime(starts_at)}
+    return {
+        "type": "room",
+        "status": phase,
+        "starts_at": format_datetime(starts_at),
+        # What every participant must be told: a recording or a live stream is running.
+        **recording_services.indicator(room),
+    }
 
 
 class RoomStatusConsumer(AsyncJsonWebsocketConsumer):
@@ -82,7 +89,8 @@ class RoomStatusConsumer(AsyncJsonWebsocketConsumer):
         await self._send_status()
 
     async def parley_event(self, message: dict[str, Any]) -> None:
-        if message.get("event") in ROOM_EVENTS:
+        event = message.get("event") or ""
+        if event in ROOM_EVENTS or event.startswith(("recording-", "hls-")):
             await self._send_status()
 
     async def _send_status(self) -> None:

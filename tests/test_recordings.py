@@ -600,3 +600,36 @@ class TestS3Storage:
             retention_days=None,
         )
         assert again.secret_encrypted == target.secret_encrypted
+
+
+class TestEgressWebhooks:
+    def test_signed_egress_webhooks_drive_the_status(self, live_server, rapi, livekit):
+        url = f"{live_server.url}/livekit/webhook"
+        rid = live_room(rapi)["room_id"]
+        # A live server commits, so the room's auto-start recorded when it started.
+        auto = Recording.objects.get(room__room_id=rid)
+        assert auto.auto and auto.status == "recording"
+        rec = {"recording_id": auto.recording_id, "egress_id": auto.egress_id}
+        egress_id = rec["egress_id"]
+        assert livekit.send_egress_webhook(url, egress_id, "egress_started") == 200
+        livekit.set_egress_status(egress_id, proto_egress.EGRESS_ENDING)
+        assert livekit.send_egress_webhook(url, egress_id, "egress_updated") == 200
+        assert Recording.objects.get().status == "processing"
+        livekit.set_egress_status(egress_id, proto_egress.EGRESS_COMPLETE)
+        assert livekit.send_egress_webhook(url, egress_id, "egress_ended") == 200
+        body = rapi.get(f"/api/v1/recordings/{rec['recording_id']}").json()
+        assert body["status"] == "ready" and body["size"] == 1_048_576
+        # Late or repeated deliveries never move it back.
+        livekit.set_egress_status(egress_id, proto_egress.EGRESS_ACTIVE)
+        assert livekit.send_egress_webhook(url, egress_id, "egress_started") == 200
+        assert Recording.objects.get().status == "ready"
+
+    def test_egress_failure_webhook(self, live_server, rapi, livekit):
+        url = f"{live_server.url}/livekit/webhook"
+        rid = live_room(rapi)["room_id"]
+        stored = Recording.objects.get(room__room_id=rid)  # the auto-started one
+        rec = {"egress_id": stored.egress_id}
+        livekit.set_egress_status(rec["egress_id"], proto_egress.EGRESS_FAILED, error="disk full")
+        assert livekit.send_egress_webhook(url, rec["egress_id"], "egress_ended") == 200
+        stored = Recording.objects.get()
+        assert stored.status == "failed" and stored.failure_reason == "disk full"

@@ -901,9 +901,15 @@ def get_for_tenant(tenant: Tenant, recording_id: str) -> Recording | None:
     return Recording.objects.for_tenant(tenant).filter(recording_id=recording_id).first()
 
 
-def active_in_room(room_id: str) -> bool:
-    """Whether a recording or stream of the room is running (the join page's indicator)."""
-    return Recording.objects.filter(
-        room_public_id=room_id,
-        status__in=(Recording.Status.STARTING, Recording.Status.RECORDING),
-    ).exists()
+def indicator(room: Room) -> dict[str, bool]:
+    """Whether the room is being recorded / streamed now (every participant is told).
+    A recording counts from the moment it is asked for until it is stopped."""
+    kinds = set(
+        Recording.objects.filter(
+            room=room, status__in=(Recording.Status.STARTING, Recording.Status.RECORDING)
+        ).values_list("kind", flat=True)
+    )
+    return {
+        "recording": Recording.Kind.RECORDING in kinds,
+        "streaming": Recording.Kind.HLS in kinds,
+    }
