@@ -633,3 +633,24 @@ class TestEgressWebhooks:
         assert livekit.send_egress_webhook(url, rec["egress_id"], "egress_ended") == 200
         stored = Recording.objects.get()
         assert stored.status == "failed" and stored.failure_reason == "disk full"
+
+
+class TestHostControls:
+    def test_host_secret_starts_and_stops(self, rapi, livekit, outsider):
+        rid = live_room(rapi)["room_id"]
+        secret = Room.objects.get(room_id=rid).host_secret
+        host = Client()
+        headers = {"X-Host-Secret": secret}
+        base = f"/api/v1/rooms/{rid}/host/recordings"
+        assert host.get(base, headers=headers).json()["recording"] is False
+        started = host.post(f"{base}/start", headers=headers)
+        assert started.status_code == 201 and started.json()["status"] == "recording"
+        assert host.get(base, headers=headers).json()["recording"] is True
+        assert_error(host.post(f"{base}/start", headers=headers), 409, "RECORDING_IN_PROGRESS")
+        assert host.post(f"{base}/stop", headers=headers).json()["status"] == "ready"
+        assert_error(host.post(f"{base}/stop", headers=headers), 409, "RECORDING_NOT_ACTIVE")
+        wrong = {"X-Host-Secret": "not-the-secret"}
+        assert_error(host.post(f"{base}/start", headers=wrong), 404, "NOT_FOUND")
+        other = {"X-API-Key": outsider.api_key}
+        assert_error(host.post(f"{base}/start", headers=other), 404, "NOT_FOUND")
+        assert Recording.objects.count() == 1

@@ -52,3 +52,25 @@ def test_every_guest_sees_the_recording_indicator_live(open_page, livekit, live_
     for page in [*guests, late]:
         expect(page.locator("#rec-indicator")).to_be_hidden()
     assert off_loop(lambda: Recording.objects.get().status) == "ready"
+
+
+def test_host_stops_and_starts_recording_from_the_meeting_page(
+    open_page, livekit, live_server_asgi
+):
+    member = off_loop(make_member, "Rec Host", "starter")
+    room = off_loop(make_room, member, recording_enabled=True)
+    base = f"{live_server_asgi.url}/api/v1/rooms/{room.room_id}"
+    _call(f"{base}/start", member.api_key)  # the automatic recording starts
+    host, _ = open_page(f"/room/{room.room_id}/host/{room.host_secret}")
+    guest, _ = open_page(f"/room/{room.room_id}")
+    host.on("dialog", lambda dialog: dialog.accept())
+    expect(host.locator("#host-record-stop")).to_be_visible()
+    expect(host.locator("#host-record-start")).to_be_hidden()
+    host.click("#host-record-stop")
+    expect(guest.locator("#rec-indicator")).to_be_hidden()
+    expect(host.locator("#host-record-start")).to_be_visible()
+    host.click("#host-record-start")
+    expect(guest.locator("#rec-indicator")).to_be_visible()
+    expect(host.locator("#host-record-stop")).to_be_visible()
+    statuses = off_loop(lambda: sorted(Recording.objects.values_list("status", flat=True)))
+    assert statuses == ["ready", "recording"]

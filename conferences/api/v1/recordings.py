@@ -181,3 +181,61 @@ class RoomStreamStopView(RecordingsBase):
     @extend_schema(operation_id="stop_stream", request=None, responses=RecordingSerializer)
     def post(self, request: Request, room_id: str, recording_id: str) -> Response:
         return self.stopping(request, room_id, recording_id)
+
+
+# --- the host's recording controls (meeting page), authorised like other host actions ------
+
+from .host import HostView  # noqa: E402  (host imports views; keep this module importable)
+
+
+class HostRecordingsView(HostView, RecordingsBase):
+    """The room's recordings and whether one runs; readable by any host (viewers too)."""
+
+    writes = False
+
+    @extend_schema(operation_id="host_list_recordings", responses=RecordingSerializer)
+    def get(self, request: Request, room_id: str) -> Response:
+        room = self.host_room(request, room_id)
+        items = recording_services.for_room(room)
+        return Response(
+            {
+                **recording_services.indicator(room),
+                "recordings": [self.as_json(request, r) for r in items],
+            }
+        )
+
+
+class HostRecordingStartView(HostView, RecordingsBase):
+    """Start recording the room (its own layout and options unless the body says)."""
+
+    @extend_schema(
+        operation_id="host_start_recording", request=StartSerializer, responses=RecordingSerializer
+    )
+    def post(self, request: Request, room_id: str) -> Response:
+        room = self.host_room(request, room_id)
+        layout, options = self.start_body(request)
+        recording = recording_services.start(
+            room=room,
+            layout=layout,
+            options={**(room.recording_options or {}), **options} if options else None,
+        )
+        return Response(self.as_json(request, recording), status=201)
+
+
+class HostRecordingStopView(HostView, RecordingsBase):
+    """Stop the room's running recording (409 RECORDING_NOT_ACTIVE if none runs)."""
+
+    @extend_schema(operation_id="host_stop_recording", request=None, responses=RecordingSerializer)
+    def post(self, request: Request, room_id: str) -> Response:
+        room = self.host_room(request, room_id)
+        running = [
+            r
+            for r in recording_services.for_room(room)
+            if r.kind == Recording.Kind.RECORDING and r.is_active
+        ]
+        if not running:
+            raise ApiError(
+                "No recording of this room is running", code="RECORDING_NOT_ACTIVE", status_code=409
+            )
+        recording = recording_services.stop(recording=running[0])
+        return Response(self.as_json(request, recording))

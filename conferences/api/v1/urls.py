@@ -79,6 +79,17 @@ ROUTES += [
         recordings.RoomStreamStopView,
         "stream-stop",
     ),
+    ("rooms/<str:room_id>/host/recordings", recordings.HostRecordingsView, "host-recordings"),
+    (
+        "rooms/<str:room_id>/host/recordings/start",
+        recordings.HostRecordingStartView,
+        "host-recording-start",
+    ),
+    (
+        "rooms/<str:room_id>/host/recordings/stop",
+        recordings.HostRecordingStopView,
+        "host-recording-stop",
+    ),
 ]
 
 urlpatterns = [
