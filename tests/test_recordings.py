@@ -643,14 +643,35 @@ class TestHostControls:
         headers = {"X-Host-Secret": secret}
         base = f"/api/v1/rooms/{rid}/host/recordings"
         assert host.get(base, headers=headers).json()["recording"] is False
-        started = host.post(f"{base}/start", headers=headers)
+        started = host.post(f"{base}/start", headers=headers, content_type="application/json")
         assert started.status_code == 201 and started.json()["status"] == "recording"
         assert host.get(base, headers=headers).json()["recording"] is True
-        assert_error(host.post(f"{base}/start", headers=headers), 409, "RECORDING_IN_PROGRESS")
-        assert host.post(f"{base}/stop", headers=headers).json()["status"] == "ready"
-        assert_error(host.post(f"{base}/stop", headers=headers), 409, "RECORDING_NOT_ACTIVE")
+        assert_error(
+            host.post(f"{base}/start", headers=headers, content_type="application/json"),
+            409,
+            "RECORDING_IN_PROGRESS",
+        )
+        assert (
+            host.post(f"{base}/stop", headers=headers, content_type="application/json").json()[
+                "status"
+            ]
+            == "ready"
+        )
+        assert_error(
+            host.post(f"{base}/stop", headers=headers, content_type="application/json"),
+            409,
+            "RECORDING_NOT_ACTIVE",
+        )
         wrong = {"X-Host-Secret": "not-the-secret"}
-        assert_error(host.post(f"{base}/start", headers=wrong), 404, "NOT_FOUND")
+        assert_error(
+            host.post(f"{base}/start", headers=wrong, content_type="application/json"),
+            404,
+            "NOT_FOUND",
+        )
         other = {"X-API-Key": outsider.api_key}
-        assert_error(host.post(f"{base}/start", headers=other), 404, "NOT_FOUND")
+        assert_error(
+            host.post(f"{base}/start", headers=other, content_type="application/json"),
+            404,
+            "NOT_FOUND",
+        )
         assert Recording.objects.count() == 1
