@@ -175,6 +175,7 @@ def room_detail(request: HttpRequest, room_id: str) -> HttpResponse:
             "occurrences": occurrences,
             "settings_rows": settings_rows,
             "live": _participants_context(room),
+            "recordings": _recordings(request, room),
             "page_config": {
                 "roomId": room.room_id,
                 "ws": "/ws/dashboard",
@@ -182,6 +183,12 @@ def room_detail(request: HttpRequest, room_id: str) -> HttpResponse:
             },
         },
     )
+
+
+def _recordings(request: HttpRequest, room: Room) -> list[dict[str, Any]]:
+    from .recordings import room_recordings
+
+    return room_recordings(request, room)
 
 
 def _settings_rows(room: Room) -> list[tuple[str, str]]:
