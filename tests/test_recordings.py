@@ -76,9 +76,7 @@ class TestStartStopList:
         assert bool(request.custom_base_url) is template
         if template:
             assert request.custom_base_url.startswith(
-                f"http://parley.test/recording-template/{rid}?layout=grid%2Bchat"
-            ) or request.custom_base_url.startswith(
-                f"http://parley.test/recording-template/{rid}?layout=grid+chat"
+                f"http://parley.test/recording-template/{rid}?layout=grid%2Bchat&sig="
             )
         out = request.file_outputs[0]
         assert out.file_type == proto_egress.MP4
@@ -675,3 +673,60 @@ class TestHostControls:
             "NOT_FOUND",
         )
         assert Recording.objects.count() == 1
+
+
+class TestPages:
+    def test_recording_template_joins_hidden_and_subscribe_only(self, rapi, livekit):
+        rid = live_room(rapi)["room_id"]
+        rapi.post(f"/api/v1/rooms/{rid}/recordings", {"layout": "grid+chat"})
+        url = urlparse(egress_request(livekit).custom_base_url)
+        page = Client().get(f"{url.path}?{url.query}")
+        assert page.status_code == 200
+        config = page.context["config"]
+        assert config["chat"] is True and config["layout"] == "grid+chat"
+        claims = livekit.verify_join_token(config["token"], room=rid)
+        video = claims["video"]
+        assert video["hidden"] is True and video["recorder"] is True
+        assert video["canSubscribe"] is True
+        assert video.get("canPublish") is False and video.get("canPublishData") is False
+        assert 'id="chat"' in page.content.decode()
+        # Without a valid signature the page does not exist.
+        assert Client().get(f"{url.path}?layout=grid&sig=forged").status_code == 404
+        other = live_room(rapi)["room_id"]
+        sig = parse_qs(url.query)["sig"][0]
+        assert Client().get(f"/recording-template/{other}?sig={sig}").status_code == 404
+
+    def test_watch_page_and_local_hls_files(self, rapi, livekit, settings):
+        rid = live_room(rapi, recording_enabled=False)["room_id"]
+        stream = rapi.post(f"/api/v1/rooms/{rid}/streams").json()
+        sid = stream["recording_id"]
+        stored = Recording.objects.get(recording_id=sid)
+        folder = settings.RECORDINGS_DIR / stored.file_path
+        folder.mkdir(parents=True)
+        (folder / "live.m3u8").write_text("#EXTM3U\n#EXTINF:4,\nsegment_00000.ts\n")
+        (folder / "segment_00000.ts").write_bytes(b"\x47" * 188)
+        page = Client().get(f"/watch/{sid}")
+        assert page.status_code == 200
+        html = page.content.decode()
+        assert "<video" in html and "vendor/hls.js/hls.min.js" in html
+        assert page.context["config"]["playlistUrl"] == stream["playlist_url"]
+        playlist = Client().get(f"/hls/{sid}/live.m3u8")
+        assert playlist.status_code == 200
+        assert playlist["Content-Type"] == "application/vnd.apple.mpegurl"
+        assert b"".join(playlist.streaming_content).startswith(b"#EXTM3U")
+        assert Client().get(f"/hls/{sid}/segment_00000.ts")["Content-Type"] == "video/mp2t"
+        assert Client().get(f"/hls/{sid}/..%2Fsecret.m3u8").status_code == 404
+        assert Client().get(f"/hls/{sid}/missing.ts").status_code == 404
+        assert Client().get("/watch/rec_unknown").status_code == 404
+
+    def test_branded_tenants_record_through_the_template(self, rapi, starter, livekit):
+        from branding.models import Brand
+
+        Brand.objects.create(tenant=starter.tenant, product_name="Acme Meet")
+        rid = live_room(rapi)["room_id"]
+        rapi.post(f"/api/v1/rooms/{rid}/recordings", {"layout": "speaker"})
+        request = egress_request(livekit)
+        assert request.layout == "speaker"
+        assert request.custom_base_url.startswith(
+            f"http://parley.test/recording-template/{rid}?layout=speaker&sig="
+        )

@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core import signing
@@ -415,7 +416,8 @@ def template_url(room: Room, layout: str) -> str:
     """The recording template page egress opens (layouts with chat, tenant branding): it
     joins with a hidden, subscribe-only token minted for the signature it carries."""
     token = signing.TimestampSigner(salt=TEMPLATE_SALT).sign(room.room_id)
-    return f"{_base_url()}/recording-template/{room.room_id}?layout={layout}&sig={token}"
+    query = urlencode({"layout": layout, "sig": token})
+    return f"{_base_url()}/recording-template/{room.room_id}?{query}"
 
 
 def room_for_template(*, room_id: str, sig: str) -> Room | None:
