@@ -13,7 +13,14 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+)
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -33,7 +40,7 @@ HLS_TYPES = {
 
 
 @require_GET
-def download(request: HttpRequest, recording_id: str) -> HttpResponse:
+def download(request: HttpRequest, recording_id: str) -> HttpResponseBase:
     try:
         found = recording_services.resolve_download(
             recording_id=recording_id, token=request.GET.get("token", "")
@@ -55,7 +62,7 @@ def _stream(recording_id: str) -> Recording:
 
 
 @require_GET
-def hls_file(request: HttpRequest, recording_id: str, name: str) -> HttpResponse:
+def hls_file(request: HttpRequest, recording_id: str, name: str) -> HttpResponseBase:
     match = HLS_FILE.match(name)
     if match is None:
         raise Http404("Not found")

@@ -60,7 +60,7 @@ def test_storage_settings_keep_the_secret_encrypted_and_hidden(cast: Cast):
         "endpoint": "https://minio.example.test",
         "region": "us-east-1",
         "bucket": "meetings",
-        "prefix": "acme",
+        "key_prefix": "acme",
         "access_key": "AKIA123",
         "secret": "very-secret-key",
         "retention_days": "30",

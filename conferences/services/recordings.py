@@ -141,7 +141,9 @@ def clean_options(data: dict[str, Any]) -> dict[str, Any]:
     if data.get("prefix"):
         prefix = data["prefix"]
         if not isinstance(prefix, str) or len(prefix) > 200 or ".." in prefix:
-            raise InvalidInput("prefix must be a folder path of up to 200 characters", "prefix")
+            raise InvalidInput(
+                "prefix must be a folder path of up to 200 characters", field="prefix"
+            )
         out["prefix"] = prefix.strip("/")
     return out
 
@@ -347,7 +349,7 @@ def download_url(recording: Recording, *, base_url: str) -> str | None:
         return storage.presign(
             method="GET",
             expires=settings.RECORDING_URL_TTL,
-            **_s3_args(target, recording.file_path),
+            **_s3_args(target, recording.file_path),  # type: ignore[arg-type]
         )
     token = signing.TimestampSigner(salt=DOWNLOAD_SALT).sign(recording.recording_id)
     return f"{base_url}/recordings/{recording.recording_id}/download?token={token}"
@@ -549,7 +551,7 @@ def _begin(
             custom_base_url=template_url(room, layout) if _needs_template(room, layout) else "",
             file_path=egress_path if kind == Recording.Kind.RECORDING else "",
             hls_prefix=f"{egress_path}/segment" if kind == Recording.Kind.HLS else "",
-            s3=_s3_target(target) if recording.storage == Recording.Storage.S3 else None,
+            s3=_s3_target(target) if target and recording.storage == Recording.Storage.S3 else None,
         )
     except livekit.LiveKitUnavailable:
         raise Unavailable("Recording is unavailable (the media server or egress is down)") from None
@@ -661,7 +663,7 @@ def stop_all_for_room(*, room: Room, on_livekit: bool = True) -> int:
 
 
 def wanted_kinds(room: Room) -> list[str]:
-    kinds = []
+    kinds: list[str] = []
     if room.recording_enabled:
         kinds.append(Recording.Kind.RECORDING)
     if room.hls_options is not None:

@@ -82,7 +82,10 @@ class StorageForm(forms.Form):
     bucket = forms.CharField(
         required=False, max_length=63, help_text="Empty: recordings stay on this server"
     )
-    prefix = forms.CharField(required=False, max_length=200, help_text="Folder inside the bucket")
+    # Not named `prefix`: that is a Form's own attribute.
+    key_prefix = forms.CharField(
+        required=False, max_length=200, label="Prefix", help_text="Folder inside the bucket"
+    )
     access_key = forms.CharField(required=False, max_length=128, label="Access key ID")
     secret = forms.CharField(
         required=False,
@@ -114,7 +117,7 @@ def storage_settings(request: HttpRequest) -> HttpResponse:
                     endpoint=data["endpoint"],
                     region=data["region"],
                     bucket=data["bucket"],
-                    prefix=data["prefix"],
+                    prefix=data["key_prefix"],
                     access_key=data["access_key"],
                     secret=data["secret"] or None,
                     retention_days=data["retention_days"],
@@ -129,9 +132,9 @@ def storage_settings(request: HttpRequest) -> HttpResponse:
         if current is not None:
             initial = {
                 name: getattr(current, name)
-                for name in ("endpoint", "region", "bucket", "prefix", "access_key")
+                for name in ("endpoint", "region", "bucket", "access_key", "retention_days")
             }
-            initial["retention_days"] = current.retention_days
+            initial["key_prefix"] = current.prefix
         form = StorageForm(initial=initial)
     return render(
         request,

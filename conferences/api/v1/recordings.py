@@ -104,11 +104,9 @@ class RecordingsBase(V1View):
 
     def start(self, request: Request, room_id: str) -> Response:
         room = self.get_room(request, room_id)
-        layout, options = self.start_body(request)
-        if not options:
-            options = None  # the room's own options
-        else:
-            options = {**(room.recording_options or {}), **options}
+        layout, given = self.start_body(request)
+        # Without options, the room's own; with some, they override the room's.
+        options = {**(room.recording_options or {}), **given} if given else None
         recording = recording_services.start(
             room=room, kind=self.kind, layout=layout, options=options
         )
