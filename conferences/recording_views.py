@@ -114,7 +114,7 @@ def recording_template(request: HttpRequest, room_id: str) -> HttpResponse:
             "room": room,
             "brand": brand_for_room(room),
             "config": {
-                "wsUrl": settings.LIVEKIT_PUBLIC_URL,
+                "wsUrl": settings.RECORDING_TEMPLATE_LIVEKIT_URL or settings.LIVEKIT_URL,
                 "token": token,
                 "layout": layout,
                 "chat": layout == "grid+chat",

@@ -298,6 +298,10 @@ CELERY_BEAT_SCHEDULE = {
 # the same folder, which it sees as RECORDINGS_EGRESS_DIR (a shared volume in docker compose).
 RECORDINGS_DIR = Path(os.environ.get("RECORDINGS_DIR", VAR_DIR / "recordings"))
 RECORDINGS_EGRESS_DIR = os.environ.get("RECORDINGS_EGRESS_DIR", str(RECORDINGS_DIR)).rstrip("/")
+# The recording template page is opened by egress, server side: the base URL it reaches
+# Parley at, and the LiveKit URL the page connects to from there.
+RECORDING_TEMPLATE_BASE_URL = os.environ.get("RECORDING_TEMPLATE_BASE_URL", "").rstrip("/")
+RECORDING_TEMPLATE_LIVEKIT_URL = os.environ.get("RECORDING_TEMPLATE_LIVEKIT_URL", "")
 RECORDING_URL_TTL = envint("RECORDING_URL_TTL", 3600)  # seconds a download link stays valid
 RECORDING_SILENCE_TIMEOUT = envint("RECORDING_SILENCE_TIMEOUT", 600)  # s without egress news
 RECORDING_RECONCILE_SECONDS = envint("RECORDING_RECONCILE_SECONDS", 60)

@@ -419,7 +419,8 @@ def template_url(room: Room, layout: str) -> str:
     joins with a hidden, subscribe-only token minted for the signature it carries."""
     token = signing.TimestampSigner(salt=TEMPLATE_SALT).sign(room.room_id)
     query = urlencode({"layout": layout, "sig": token})
-    return f"{_base_url()}/recording-template/{room.room_id}?{query}"
+    base = settings.RECORDING_TEMPLATE_BASE_URL or _base_url()
+    return f"{base}/recording-template/{room.room_id}?{query}"
 
 
 def room_for_template(*, room_id: str, sig: str) -> Room | None:
