@@ -346,12 +346,15 @@ class TestStreams:
         assert segments.live_playlist_name == "live.m3u8"
         assert segments.filename_prefix.endswith(f"/{rid}/{sid}/segment")
         assert_error(rapi.post(f"/api/v1/rooms/{rid}/streams"), 409, "STREAM_IN_PROGRESS")
+        room_body = rapi.get(f"/api/v1/rooms/{rid}").json()
+        assert room_body["hls_playlist_url"] == stream["playlist_url"]
         listed = rapi.get(f"/api/v1/rooms/{rid}/streams").json()["streams"]
         assert [s["recording_id"] for s in listed] == [sid]
         assert rapi.get(f"/api/v1/rooms/{rid}/recordings").json()["recordings"] == []
         done = rapi.post(f"/api/v1/rooms/{rid}/streams/{sid}/stop").json()
         assert done["status"] == "ready"
         assert done["playlist_url"] == f"http://parley.test/hls/{sid}/index.m3u8"
+        assert rapi.get(f"/api/v1/rooms/{rid}").json()["hls_playlist_url"] is None
 
     def test_events_at_each_transition(self, rapi, livekit, django_capture_on_commit_callbacks):
         rid = live_room(rapi, recording_enabled=False)["room_id"]

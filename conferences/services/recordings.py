@@ -906,6 +906,17 @@ def get_for_tenant(tenant: Tenant, recording_id: str) -> Recording | None:
     return Recording.objects.for_tenant(tenant).filter(recording_id=recording_id).first()
 
 
+def live_playlist_url(room: Room, *, base_url: str) -> str | None:
+    """The playlist of the room's running HLS stream, if any."""
+    stream = (
+        Recording.objects.filter(room=room, kind=Recording.Kind.HLS)
+        .active()
+        .order_by("-pk")
+        .first()
+    )
+    return playlist_url(stream, base_url=base_url) if stream else None
+
+
 def indicator(room: Room) -> dict[str, bool]:
     """Whether the room is being recorded / streamed now (every participant is told).
     A recording counts from the moment it is asked for until it is stopped."""
