@@ -293,6 +293,24 @@ class TestPlanMinutes:
         Plan.objects.filter(code="starter").update(recording_minutes_per_month=11)
         assert rapi.post(f"/api/v1/rooms/{rid}/recordings").status_code == 201
 
+    def test_running_recordings_stop_when_the_minutes_run_out(self, rapi, starter, livekit):
+        rid = live_room(rapi)["room_id"]
+        rec = rapi.post(f"/api/v1/rooms/{rid}/recordings").json()
+        assert recording_services.reconcile()["over_plan"] == 0
+        now = timezone.now()
+        Recording.objects.create(  # earlier this month
+            tenant=starter.tenant,
+            room_public_id=rid,
+            layout="grid",
+            status="ready",
+            started_at=now - dt.timedelta(minutes=5, seconds=5),
+            ended_at=now,
+        )
+        Plan.objects.filter(code="starter").update(recording_minutes_per_month=5)
+        assert recording_services.reconcile()["over_plan"] == 1
+        assert Recording.objects.get(recording_id=rec["recording_id"]).status == "ready"
+        assert livekit.get_egress(rec["egress_id"]).status == proto_egress.EGRESS_COMPLETE
+
     def test_enterprise_is_unlimited(self, livekit, db):
         member = make_member("Big Co", plan="enterprise")
         big = Api(member.api_key)
@@ -346,15 +364,12 @@ class TestStreams:
         assert segments.live_playlist_name == "live.m3u8"
         assert segments.filename_prefix.endswith(f"/{rid}/{sid}/segment")
         assert_error(rapi.post(f"/api/v1/rooms/{rid}/streams"), 409, "STREAM_IN_PROGRESS")
-        room_body = rapi.get(f"/api/v1/rooms/{rid}").json()
-        assert room_body["hls_playlist_url"] == stream["playlist_url"]
         listed = rapi.get(f"/api/v1/rooms/{rid}/streams").json()["streams"]
         assert [s["recording_id"] for s in listed] == [sid]
         assert rapi.get(f"/api/v1/rooms/{rid}/recordings").json()["recordings"] == []
         done = rapi.post(f"/api/v1/rooms/{rid}/streams/{sid}/stop").json()
         assert done["status"] == "ready"
         assert done["playlist_url"] == f"http://parley.test/hls/{sid}/index.m3u8"
-        assert rapi.get(f"/api/v1/rooms/{rid}").json()["hls_playlist_url"] is None
 
     def test_events_at_each_transition(self, rapi, livekit, django_capture_on_commit_callbacks):
         rid = live_room(rapi, recording_enabled=False)["room_id"]

@@ -766,7 +766,7 @@ def reconcile(*, now: datetime | None = None) -> dict[str, int]:
     """Settle recordings LiveKit forgot or went silent about, and start automatic ones a
     lost callback never started. Safe to run any time, from any number of workers."""
     now = now or timezone.now()
-    counts = {"checked": 0, "settled": 0, "auto_started": 0}
+    counts = {"checked": 0, "settled": 0, "auto_started": 0, "over_plan": 0}
     timeout = timedelta(seconds=settings.RECORDING_SILENCE_TIMEOUT)
     pending = Recording.objects.filter(
         status__in=(*Recording.ACTIVE, Recording.Status.PROCESSING)
@@ -780,6 +780,7 @@ def reconcile(*, now: datetime | None = None) -> dict[str, int]:
             break
         if _settle(pk, found[0] if found else None, now, timeout):
             counts["settled"] += 1
+    counts["over_plan"] = _stop_over_plan(now)
     grace = now - timedelta(seconds=10)  # leave the on-commit auto-start its moment
     sessions = RoomSession.objects.filter(ended_at__isnull=True, started_at__lte=grace).filter(
         room__live_since__isnull=False
@@ -791,6 +792,30 @@ def reconcile(*, now: datetime | None = None) -> dict[str, int]:
         results = auto_start(session_pk=session_pk)
         counts["auto_started"] += sum(1 for r in results.values() if r in ("started", "failed"))
     return counts
+
+
+def _stop_over_plan(now: datetime) -> int:
+    """Stop running recordings of tenants whose month's minutes are used up (the plan is
+    enforced at start, and again here while they run)."""
+    stopped = 0
+    used: dict[int, int] = {}
+    running = Recording.objects.filter(
+        status__in=(Recording.Status.STARTING, Recording.Status.RECORDING)
+    ).select_related("tenant__plan")
+    for recording in running:
+        limit = recording.tenant.plan.recording_minutes_per_month
+        if limit is None:
+            continue
+        if recording.tenant_id not in used:
+            used[recording.tenant_id] = minutes_used(recording.tenant, now)
+        if used[recording.tenant_id] < limit:
+            continue
+        try:
+            stop(recording=recording)
+        except (Unavailable, Conflict):
+            continue  # LiveKit down: the next run tries again
+        stopped += 1
+    return stopped
 
 
 @transaction.atomic

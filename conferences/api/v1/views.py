@@ -14,7 +14,6 @@ from rest_framework.response import Response
 
 from conferences import livekit
 from conferences.models import Room
-from conferences.services import recordings as recording_services
 from conferences.services import rooms as room_services
 
 from ..auth import TenantAPIView
@@ -160,13 +159,7 @@ class RoomDetailView(V1View):
 
     @extend_schema(operation_id="get_room", responses=RoomOutputSerializer)
     def get(self, request: Request, room_id: str) -> Response:
-        room = self.get_room(request, room_id)
-        response = self.room_response(request, room)
-        # The live HLS stream, if one runs (recordings service; one query).
-        response.data["hls_playlist_url"] = recording_services.live_playlist_url(
-            room, base_url=self.base_url(request)
-        )
-        return response
+        return self.room_response(request, self.get_room(request, room_id))
 
     @extend_schema(
         operation_id="update_room", request=RoomInputSerializer, responses=RoomOutputSerializer
