@@ -65,7 +65,7 @@ def presign(
         scheme, host = parsed.scheme or "https", parsed.netloc
         path = f"/{bucket}/{quote(key, safe='/-_.~')}"
     else:
-        scheme, host = "https", f"{bucket}.s3.{region}.amazonaws.com"
+        scheme, host = "https", _aws_host(bucket, region)
         path = "/" + quote(key, safe="/-_.~")
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
     day = now.strftime("%Y%m%d")
@@ -91,11 +91,17 @@ def presign(
     return f"{scheme}://{host}{path}?{query}&X-Amz-Signature={signature}"
 
 
+def _aws_host(bucket: str, region: str) -> str:
+    if region == "us-east-1":
+        return f"{bucket}.s3.amazonaws.com"
+    return f"{bucket}.s3.{region}.amazonaws.com"
+
+
 def public_url(*, endpoint: str, region: str, bucket: str, key: str) -> str:
     """The unsigned URL of an object (HLS playlists are read by players without a key)."""
     if endpoint:
         return f"{endpoint.rstrip('/')}/{bucket}/{quote(key, safe='/-_.~')}"
-    return f"https://{bucket}.s3.{region or 'us-east-1'}.amazonaws.com/{quote(key, safe='/-_.~')}"
+    return f"https://{_aws_host(bucket, region or 'us-east-1')}/{quote(key, safe='/-_.~')}"
 
 
 def delete_object(**target: str) -> bool:

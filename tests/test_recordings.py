@@ -748,3 +748,65 @@ class TestPages:
         assert request.custom_base_url.startswith(
             f"http://parley.test/recording-template/{rid}?layout=speaker&sig="
         )
+
+
+def test_presigned_urls_match_aws_signature_v4_example():
+    """AWS's own example ("Authenticating Requests: Using Query Parameters")."""
+    from conferences.storage import presign
+
+    url = presign(
+        method="GET",
+        endpoint="",
+        region="us-east-1",
+        bucket="examplebucket",
+        key="test.txt",
+        access_key="AKIAIOSFODNN7EXAMPLE",
+        secret="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        expires=86400,
+        now=dt.datetime(2013, 5, 24, tzinfo=dt.UTC),
+    )
+    assert url.startswith("https://examplebucket.s3.amazonaws.com/test.txt?")
+    assert url.endswith(
+        "X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+    )
+
+
+def test_retention_deletes_s3_objects_through_presigned_requests(starter, livekit, rapi):
+    import http.server
+    import threading
+
+    seen: list[tuple[str, str]] = []
+
+    class S3(http.server.BaseHTTPRequestHandler):
+        def do_DELETE(self):  # noqa: N802
+            seen.append(("DELETE", self.path))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), S3)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        recording_services.update_storage(
+            tenant=starter.tenant,
+            endpoint=f"http://127.0.0.1:{server.server_port}",
+            region="us-east-1",
+            bucket="calls",
+            prefix="",
+            access_key="AKIA",
+            secret="secret",
+            retention_days=1,
+        )
+        rid = live_room(rapi)["room_id"]
+        rec = recording_services.start(room=Room.objects.get(room_id=rid))
+        recording_services.stop(recording=rec)
+        Recording.objects.filter(pk=rec.pk).update(created_at=timezone.now() - dt.timedelta(days=2))
+        assert recording_services.enforce_retention() == 1
+    finally:
+        server.shutdown()
+    assert not Recording.objects.exists()
+    method, path = seen[0]
+    assert path.startswith(f"/calls/{rid}/{rec.recording_id}.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256")
+    assert "X-Amz-Signature=" in path
