@@ -810,3 +810,24 @@ def test_retention_deletes_s3_objects_through_presigned_requests(starter, liveki
     method, path = seen[0]
     assert path.startswith(f"/calls/{rid}/{rec.recording_id}.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256")
     assert "X-Amz-Signature=" in path
+
+
+class TestLostNews:
+    def test_stop_after_egress_ended_unnoticed_settles_from_list_egress(self, rapi, livekit):
+        rid = live_room(rapi)["room_id"]
+        rec = rapi.post(f"/api/v1/rooms/{rid}/recordings").json()
+        livekit.set_egress_status(rec["egress_id"], proto_egress.EGRESS_COMPLETE)  # no webhook
+        stop_url = f"/api/v1/rooms/{rid}/recordings/{rec['recording_id']}/stop"
+        body = rapi.post(stop_url).json()
+        assert body["status"] == "ready" and body["size"] == 1_048_576
+
+    def test_room_closed_by_livekit_then_reconciled(self, rapi, livekit):
+        rid = live_room(rapi)["room_id"]
+        rec = rapi.post(f"/api/v1/rooms/{rid}/recordings").json()
+        room = Room.objects.get(room_id=rid)
+        room_services.session_ended_by_livekit(room=room, now=timezone.now())
+        assert Recording.objects.get().status == "stopping"
+        assert livekit.calls_to("StopEgress") == []  # LiveKit ends it with the room
+        livekit.set_egress_status(rec["egress_id"], proto_egress.EGRESS_COMPLETE)
+        recording_services.reconcile()
+        assert Recording.objects.get().status == "ready"
