@@ -512,7 +512,7 @@ def start_room_composite_egress(
         layout=layout,
         audio_only=audio_only,
         custom_base_url=custom_base_url,
-        preset=api.EncodingOptionsPreset.Value(preset),
+        preset=preset,  # the enum's name
     )
     if hls_prefix:
         segments = api.SegmentedFileOutput(

@@ -459,6 +459,8 @@ def minutes_used(tenant: Tenant, now: datetime | None = None) -> int:
     )
     seconds = 0.0
     for started_at, ended_at in rows.values_list("started_at", "ended_at"):
+        if started_at is None:  # filtered out above; for the type checker
+            continue
         begin = max(started_at, start)
         seconds += max(0.0, ((ended_at or now) - begin).total_seconds())
     return int(seconds // 60)

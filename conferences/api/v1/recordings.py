@@ -97,7 +97,8 @@ class RecordingsBase(V1View):
         return layout, options
 
     def get_recording(self, request: Request, recording_id: str, room_id: str | None = None):
-        recording = recording_services.get_for_tenant(request.tenant, recording_id)
+        tenant = request.tenant  # type: ignore[attr-defined]  # set by TenantAPIView auth
+        recording = recording_services.get_for_tenant(tenant, recording_id)
         if recording is None or (room_id is not None and recording.room_public_id != room_id):
             raise NotFound("Recording not found")
         return recording
