@@ -106,6 +106,8 @@ def recording_template(request: HttpRequest, room_id: str) -> HttpResponse:
     layout = request.GET.get("layout", "grid")
     if layout not in recording_services.LAYOUTS:
         layout = "grid"
+    grid_size = request.GET.get("grid_size", "")
+    priority = request.GET.get("priority", "SPEAKER")
     token = livekit.mint_recorder_token(room=room.livekit_name, identity=f"recorder-{room_id}")
     response = render(
         request,
@@ -118,6 +120,11 @@ def recording_template(request: HttpRequest, room_id: str) -> HttpResponse:
                 "token": token,
                 "layout": layout,
                 "chat": layout == "grid+chat",
+                # At most this many tiles (VideoSDK gridSize); 0: everyone.
+                "gridSize": int(grid_size) if grid_size in ("1", "2", "3", "4") else 0,
+                # SPEAKER: active speakers first; PIN: hosts (pinned by role) first.
+                "priority": "PIN" if priority == "PIN" else "SPEAKER",
+                "light": request.GET.get("theme") == "LIGHT",
             },
         },
     )

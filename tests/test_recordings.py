@@ -189,6 +189,16 @@ class TestVocabularies:
         assert request.layout == lk_layout and request.audio_only
         assert request.preset == proto_egress.PORTRAIT_H264_1080P_60
         assert f"/calls/{rid}/{rec.recording_id}.ogg" in request.file_outputs[0].filepath
+        # gridSize and priority are honoured by Parley's template page (LiveKit's built-in
+        # layouts have neither).
+        template = urlparse(request.custom_base_url)
+        assert template.path == f"/recording-template/{rid}"
+        query = parse_qs(template.query)
+        assert query["grid_size"] == ["4"] and query["priority"] == ["PIN"]
+        page = Client().get(f"{template.path}?{template.query}")
+        assert page.status_code == 200
+        config = page.context["config"]
+        assert config["gridSize"] == 4 and config["priority"] == "PIN"
         listed = recording_services.for_room(room)
         assert [r.recording_id for r in listed] == [rec.recording_id]
 

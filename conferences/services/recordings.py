@@ -414,11 +414,17 @@ def _unsigned(signer: signing.TimestampSigner, token: str) -> str:
         return ""
 
 
-def template_url(room: Room, layout: str) -> str:
-    """The recording template page egress opens (layouts with chat, tenant branding): it
-    joins with a hidden, subscribe-only token minted for the signature it carries."""
+def template_url(room: Room, layout: str, options: dict[str, Any] | None = None) -> str:
+    """The recording template page egress opens (chat, tenant branding, a tile cap or an
+    ordering): it joins with a hidden, subscribe-only token minted for the signature it
+    carries."""
     token = signing.TimestampSigner(salt=TEMPLATE_SALT).sign(room.room_id)
-    query = urlencode({"layout": layout, "sig": token})
+    params: dict[str, Any] = {"layout": layout}
+    for key in ("grid_size", "priority", "theme"):
+        if (options or {}).get(key):
+            params[key] = (options or {})[key]
+    params["sig"] = token
+    query = urlencode(params)
     base = settings.RECORDING_TEMPLATE_BASE_URL or _base_url()
     return f"{base}/recording-template/{room.room_id}?{query}"
 
@@ -505,13 +511,14 @@ def _paths(recording: Recording, room: Room, target: RecordingStorage | None) ->
     return relative, f"{settings.RECORDINGS_EGRESS_DIR}/{relative}"
 
 
-def _needs_template(room: Room, layout: str) -> bool:
+def _needs_template(room: Room, layout: str, options: dict[str, Any]) -> bool:
+    """LiveKit's built-in layouts know neither chat, nor branding, nor a tile cap or an
+    ordering: those recordings go through Parley's template page."""
     from branding.models import Brand
 
-    return (
-        layout == Room.RecordingLayout.GRID_CHAT
-        or Brand.objects.filter(tenant_id=room.tenant_id).exists()
-    )
+    if layout == Room.RecordingLayout.GRID_CHAT or "grid_size" in options or "priority" in options:
+        return True
+    return Brand.objects.filter(tenant_id=room.tenant_id).exists()
 
 
 def _open_session(room: Room) -> RoomSession | None:
@@ -551,7 +558,9 @@ def _begin(
             layout=livekit_layout(layout, options.get("theme", "")),
             audio_only=bool(options.get("audio_only", False)),
             preset=preset,
-            custom_base_url=template_url(room, layout) if _needs_template(room, layout) else "",
+            custom_base_url=template_url(room, layout, options)
+            if _needs_template(room, layout, options)
+            else "",
             file_path=egress_path if kind == Recording.Kind.RECORDING else "",
             hls_prefix=f"{egress_path}/segment" if kind == Recording.Kind.HLS else "",
             s3=_s3_target(target) if target and recording.storage == Recording.Storage.S3 else None,

@@ -24,13 +24,41 @@
     return el;
   }
 
+  // Which tiles show, in which order: speakers first (SPEAKER) or hosts first (PIN), at
+  // most gridSize of them.
+  let speaking = [];
+  function rank(p) {
+    if (config.priority === "PIN") {
+      const role = (p.attributes && p.attributes.role) || "";
+      return role === "owner" || role === "host" ? 0 : 1;
+    }
+    const at = speaking.indexOf(p.identity);
+    return at === -1 ? speaking.length + 1 : at;
+  }
+  function arrange() {
+    const people = Array.from(room.remoteParticipants.values()).sort((a, b) => rank(a) - rank(b));
+    people.forEach((p, i) => {
+      const el = tile(p);
+      el.style.order = String(i);
+      el.hidden = config.gridSize > 0 && i >= config.gridSize;
+    });
+  }
+  room.on(LK.RoomEvent.ActiveSpeakersChanged, (speakers) => {
+    speaking = speakers.map((p) => p.identity);
+    arrange();
+  });
+  room.on(LK.RoomEvent.ParticipantAttributesChanged, () => arrange());
+
   room.on(LK.RoomEvent.TrackSubscribed, (track, _pub, participant) => {
     const element = track.attach();
-    if (track.kind === "video") tile(participant).prepend(element);
+    if (track.kind === "video") {
+      tile(participant).prepend(element);
+      arrange();
+    }
     else document.body.append(element);
   });
   room.on(LK.RoomEvent.TrackUnsubscribed, (track) => track.detach().forEach((e) => e.remove()));
-  room.on(LK.RoomEvent.ParticipantConnected, (participant) => tile(participant));
+  room.on(LK.RoomEvent.ParticipantConnected, () => arrange());
   room.on(LK.RoomEvent.ParticipantDisconnected, (participant) => {
     const el = document.getElementById("tile-" + participant.sid);
     if (el) el.remove();
@@ -50,7 +78,7 @@
   room
     .connect(config.wsUrl, config.token, { autoSubscribe: true })
     .then(() => {
-      room.remoteParticipants.forEach((p) => tile(p));
+      arrange();
       console.log("START_RECORDING");
     })
     .catch((err) => {
