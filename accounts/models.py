@@ -25,6 +25,8 @@ class Plan(models.Model):
     requests_per_hour = models.PositiveIntegerField(null=True, blank=True)
     max_concurrent_rooms = models.PositiveIntegerField(null=True, blank=True)
     max_participants_per_room = models.PositiveIntegerField()
+    # Minutes of recording and HLS egress a tenant may use per calendar month (UTC).
+    recording_minutes_per_month = models.PositiveIntegerField(null=True, blank=True, default=0)
     sort_order = models.PositiveSmallIntegerField(default=0)
 
     class Meta:

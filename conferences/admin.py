@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Room, RoomSession
+from .models import Recording, Room, RoomSession
 
 
 @admin.register(Room)
@@ -17,3 +17,18 @@ class RoomAdmin(admin.ModelAdmin):
 class RoomSessionAdmin(admin.ModelAdmin):
     list_display = ["room", "started_at", "ended_at"]
     list_select_related = ["room"]
+
+
+@admin.register(Recording)
+class RecordingAdmin(admin.ModelAdmin):
+    # Read-only: recordings change through the recording service (egress reports) only.
+    list_display = ["recording_id", "kind", "room_public_id", "tenant", "status", "created_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["recording_id", "room_public_id", "egress_id"]
+    list_select_related = ["tenant"]
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False

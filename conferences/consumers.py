@@ -33,6 +33,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from conferences import access, events, selectors, sessions, shapes
 from conferences.models import Room, WaitingEntry
 from conferences.services import lobby, moderation, stage
+from conferences.services import recordings as recording_services
 from conferences.services.errors import InvalidInput, ServiceError
 from conferences.shapes import format_datetime
 
@@ -60,7 +61,13 @@ def _room_status(room_id: str) -> dict[str, Any] | None:
         return None
     phase = selectors.room_phase(room)
     starts_at = selectors.next_start(room) if phase == "scheduled" else None
-    return {"type": "room", "status": phase, "starts_at": format_datetime(starts_at)}
+    return {
+        "type": "room",
+        "status": phase,
+        "starts_at": format_datetime(starts_at),
+        # What every participant must be told: a recording or a live stream is running.
+        **recording_services.indicator(room),
+    }
 
 
 class RoomStatusConsumer(AsyncJsonWebsocketConsumer):
@@ -84,7 +91,8 @@ class RoomStatusConsumer(AsyncJsonWebsocketConsumer):
         await self._send_status()
 
     async def parley_event(self, message: dict[str, Any]) -> None:
-        if message.get("event") in ROOM_EVENTS:
+        event = message.get("event") or ""
+        if event in ROOM_EVENTS or event.startswith(("recording-", "hls-")):
             await self._send_status()
 
     async def _send_status(self) -> None:

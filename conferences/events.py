@@ -65,7 +65,8 @@ def emit_on_commit(event: str, *, tenant_id: int, room_id: str, data: dict[str, 
     }
 
     groups = [tenant_group(tenant_id), room_group(room_id)]
-    if event.startswith("room."):
+    if event.startswith(("room.", "recording-", "hls-")):
+        # Every page of the room hears it opening, ending, and being recorded.
         groups.append(room_status_group(room_id))
     identity = data.get("identity")
     if event in PERSONAL_EVENTS and isinstance(identity, str) and identity:

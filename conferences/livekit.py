@@ -272,6 +272,34 @@ def mint_token(
     return jwt, expires_at
 
 
+def mint_recorder_token(*, room: str, identity: str, ttl_seconds: int = 3600) -> str:
+    """A hidden, subscribe-only token for the recording template page: it sees and hears
+    everyone, publishes nothing, sends no data, and is listed to no participant."""
+    video = api.VideoGrants(
+        room_join=True,
+        room=room,
+        can_publish=False,
+        can_subscribe=True,
+        can_publish_data=False,
+        can_publish_sources=[],
+        can_update_own_metadata=False,
+        room_admin=False,
+        room_create=False,
+        room_list=False,
+        room_record=False,
+        hidden=True,
+        recorder=True,
+    )
+    return (
+        api.AccessToken(settings.LIVEKIT_API_KEY, settings.LIVEKIT_API_SECRET)
+        .with_identity(identity)
+        .with_name("Recorder")
+        .with_grants(video)
+        .with_ttl(dt.timedelta(seconds=ttl_seconds))
+        .to_jwt()
+    )
+
+
 _SOURCE_ENUMS = {
     CAMERA: api.TrackSource.CAMERA,
     MICROPHONE: api.TrackSource.MICROPHONE,
@@ -374,6 +402,7 @@ class WebhookNotice:
     identity: str
     name: str
     event_id: str
+    egress: EgressState | None = None  # egress_started | egress_updated | egress_ended
 
 
 def receive_webhook(*, body: bytes, authorization: str) -> WebhookNotice:
@@ -392,4 +421,173 @@ def receive_webhook(*, body: bytes, authorization: str) -> WebhookNotice:
         identity=event.participant.identity,
         name=event.participant.name,
         event_id=event.id,
+        egress=_egress_state(event.egress_info) if event.HasField("egress_info") else None,
     )
+
+
+# --- Egress: composite recordings and HLS streams -------------------------------------------
+
+# LiveKit's EgressStatus, in words.
+_EGRESS_STATUS = {
+    api.EgressStatus.EGRESS_STARTING: "starting",
+    api.EgressStatus.EGRESS_ACTIVE: "active",
+    api.EgressStatus.EGRESS_ENDING: "ending",
+    api.EgressStatus.EGRESS_COMPLETE: "complete",
+    api.EgressStatus.EGRESS_FAILED: "failed",
+    api.EgressStatus.EGRESS_ABORTED: "aborted",
+    api.EgressStatus.EGRESS_LIMIT_REACHED: "limit_reached",
+}
+
+# (quality, orientation) -> LiveKit's encoding preset. Parley's quality words: low|med|high.
+_PRESETS = {
+    ("low", "landscape"): api.EncodingOptionsPreset.H264_720P_30,
+    ("med", "landscape"): api.EncodingOptionsPreset.H264_1080P_30,
+    ("high", "landscape"): api.EncodingOptionsPreset.H264_1080P_60,
+    ("low", "portrait"): api.EncodingOptionsPreset.PORTRAIT_H264_720P_30,
+    ("med", "portrait"): api.EncodingOptionsPreset.PORTRAIT_H264_1080P_30,
+    ("high", "portrait"): api.EncodingOptionsPreset.PORTRAIT_H264_1080P_60,
+}
+
+
+def encoding_preset(quality: str, orientation: str) -> str:
+    """The name of LiveKit's encoding preset for a quality and an orientation."""
+    return api.EncodingOptionsPreset.Name(_PRESETS[(quality, orientation)])
+
+
+@dataclass(frozen=True)
+class S3Target:
+    endpoint: str
+    region: str
+    bucket: str
+    access_key: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class EgressState:
+    """What LiveKit says about one egress."""
+
+    egress_id: str
+    room: str
+    status: str  # starting | active | ending | complete | failed | aborted | limit_reached
+    error: str
+    started_at: int  # ns since the epoch, 0 when unknown
+    ended_at: int
+    location: str  # file location, or the HLS playlist's
+    live_location: str  # HLS live playlist
+    size: int
+    duration_seconds: int
+
+
+def _egress_state(info: Any) -> EgressState:
+    location, live_location, size, duration_ns = "", "", 0, 0
+    if info.file_results:
+        f = info.file_results[0]
+        location, size, duration_ns = f.location or f.filename, f.size, f.duration
+    elif info.HasField("file") and (info.file.location or info.file.filename):
+        f = info.file
+        location, size, duration_ns = f.location or f.filename, f.size, f.duration
+    if info.segment_results:
+        s = info.segment_results[0]
+        location = s.playlist_location or s.playlist_name
+        live_location = s.live_playlist_location or s.live_playlist_name
+        size, duration_ns = s.size, s.duration
+    return EgressState(
+        egress_id=info.egress_id,
+        room=info.room_name,
+        status=_EGRESS_STATUS.get(info.status, "failed"),
+        error=info.error,
+        started_at=info.started_at,
+        ended_at=info.ended_at,
+        location=location,
+        live_location=live_location,
+        size=size,
+        duration_seconds=int(duration_ns // 1_000_000_000),
+    )
+
+
+def _s3_upload(target: S3Target) -> api.S3Upload:
+    return api.S3Upload(
+        access_key=target.access_key,
+        secret=target.secret,
+        region=target.region,
+        endpoint=target.endpoint,
+        bucket=target.bucket,
+        force_path_style=bool(target.endpoint),
+    )
+
+
+def start_room_composite_egress(
+    *,
+    room: str,
+    layout: str,
+    audio_only: bool,
+    preset: str,
+    custom_base_url: str = "",
+    file_path: str = "",
+    hls_prefix: str = "",
+    s3: S3Target | None = None,
+) -> EgressState:
+    """Start a composite egress of `room`: an MP4 (OGG when audio only) at `file_path`, or
+    a segmented HLS stream under `hls_prefix` (playlists `index.m3u8` and `live.m3u8`), in
+    the tenant's bucket when `s3` is given, else on the egress host's disk."""
+    request = api.RoomCompositeEgressRequest(
+        room_name=room,
+        layout=layout,
+        audio_only=audio_only,
+        custom_base_url=custom_base_url,
+        preset=preset,  # the enum's name
+    )
+    if hls_prefix:
+        segments = api.SegmentedFileOutput(
+            protocol=api.SegmentedFileProtocol.HLS_PROTOCOL,
+            filename_prefix=hls_prefix,
+            playlist_name="index.m3u8",
+            live_playlist_name="live.m3u8",
+            segment_duration=4,
+        )
+        if s3 is not None:
+            segments.s3.CopyFrom(_s3_upload(s3))
+        request.segment_outputs.append(segments)
+    else:
+        output = api.EncodedFileOutput(
+            file_type=api.EncodedFileType.OGG if audio_only else api.EncodedFileType.MP4,
+            filepath=file_path,
+        )
+        if s3 is not None:
+            output.s3.CopyFrom(_s3_upload(s3))
+        request.file_outputs.append(output)
+    try:
+        info = _call(lambda lk: lk.egress.start_room_composite_egress(request))
+    except LiveKitNotFound:
+        raise LiveKitUnavailable("LiveKit does not have the room") from None
+    return _egress_state(info)
+
+
+def stop_egress(*, egress_id: str) -> EgressState | None:
+    """Ask LiveKit to stop an egress. None when LiveKit no longer knows it or it had
+    already ended (failed_precondition): ask `list_egress` what became of it."""
+
+    async def op(lk: api.LiveKitAPI) -> Any:
+        try:
+            return await lk.egress.stop_egress(api.StopEgressRequest(egress_id=egress_id))
+        except api.TwirpError as exc:
+            if exc.code == "failed_precondition":
+                return None
+            raise
+
+    try:
+        info = _call(op)
+    except LiveKitNotFound:
+        return None
+    return _egress_state(info) if info is not None else None
+
+
+def list_egress(*, room: str = "", egress_id: str = "", active: bool = False) -> list[EgressState]:
+    """LiveKit's egresses of a room (or one egress); an unknown one is simply absent."""
+    request = api.ListEgressRequest(room_name=room, egress_id=egress_id, active=active)
+    try:
+        response = _call(lambda lk: lk.egress.list_egress(request))
+    except LiveKitNotFound:
+        return []
+    return [_egress_state(info) for info in response.items]

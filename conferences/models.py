@@ -351,3 +351,121 @@ class Participant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.identity} ({self.role}) in {self.room_id}"
+
+
+# --- Recordings and HLS live streams (LiveKit egress) ----------------------------------------
+
+
+def new_recording_id() -> str:
+    return "rec_" + "".join(secrets.choice(ROOM_ID_ALPHABET) for _ in range(16))
+
+
+class RecordingQuerySet(models.QuerySet["Recording"]):
+    def for_tenant(self, tenant: Tenant) -> RecordingQuerySet:
+        return self.filter(tenant=tenant)
+
+    def active(self) -> RecordingQuerySet:
+        return self.filter(status__in=Recording.ACTIVE)
+
+
+class Recording(models.Model):
+    """One composite egress of a room: a file recording or an HLS live stream. Its status
+    always reaches `ready` or `failed` (egress webhooks, then periodic ListEgress)."""
+
+    class Kind(models.TextChoices):
+        RECORDING = "recording"
+        HLS = "hls"
+
+    class Status(models.TextChoices):
+        STARTING = "starting"
+        RECORDING = "recording"
+        STOPPING = "stopping"
+        PROCESSING = "processing"
+        READY = "ready"
+        FAILED = "failed"
+
+    ACTIVE = ("starting", "recording", "stopping")
+    FINAL = ("ready", "failed")
+
+    class Storage(models.TextChoices):
+        LOCAL = "local"
+        S3 = "s3"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="recordings")
+    # A deleted room's recordings stay (until retention removes them): the room's public id
+    # is kept with them.
+    room = models.ForeignKey(
+        Room, null=True, blank=True, on_delete=models.SET_NULL, related_name="recordings"
+    )
+    room_public_id = models.CharField(max_length=ROOM_ID_LENGTH)
+    session = models.ForeignKey(
+        RoomSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="recordings"
+    )
+    recording_id = models.CharField(max_length=24, unique=True, default=new_recording_id)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.RECORDING)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STARTING)
+    # Started by the room's auto-start (once per session) rather than by a person.
+    auto = models.BooleanField(default=False)
+    layout = models.CharField(max_length=14, choices=Room.RecordingLayout.choices)
+    options = models.JSONField(default=dict, blank=True)
+    egress_id = models.CharField(max_length=64, blank=True, db_index=True)
+    storage = models.CharField(max_length=5, choices=Storage.choices, default=Storage.LOCAL)
+    # Local: path under RECORDINGS_DIR; S3: object key (HLS: the playlist's key).
+    file_path = models.CharField(max_length=500, blank=True)
+    # Where egress says it put the result (S3 URL or file path), for the record.
+    location = models.CharField(max_length=1000, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # The last time egress told us anything (webhook or ListEgress): silence past a timeout
+    # makes the reconciliation settle the recording.
+    egress_seen_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RecordingQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "kind"],
+                condition=models.Q(auto=True),
+                name="one_auto_egress_per_session_and_kind",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "created_at"]),
+            models.Index(fields=["room", "created_at"]),
+            models.Index(fields=["status", "updated_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.recording_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class RecordingStorage(models.Model):
+    """A tenant's recording settings: an S3-compatible target (empty bucket: the server's
+    local recordings folder) and how many days recordings are kept (null: forever). The
+    secret key is encrypted at rest (accounts.crypto, purpose "storage") and never shown."""
+
+    tenant = models.OneToOneField(
+        Tenant, on_delete=models.CASCADE, related_name="recording_storage"
+    )
+    endpoint = models.URLField(max_length=300, blank=True)
+    region = models.CharField(max_length=64, blank=True)
+    bucket = models.CharField(max_length=63, blank=True)
+    prefix = models.CharField(max_length=200, blank=True)
+    access_key = models.CharField(max_length=128, blank=True)
+    secret_encrypted = models.TextField(blank=True)
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    @property
+    def uses_s3(self) -> bool:
+        return bool(self.bucket and self.access_key and self.secret_encrypted)

@@ -86,3 +86,26 @@ def close_session(self, session_pk: int) -> str:
     if result == "early" and self.request.retries < 10:
         raise self.retry(countdown=0.5)
     return result
+
+
+@shared_task(
+    name="conferences.reconcile_recordings", ignore_result=True, soft_time_limit=50, time_limit=60
+)
+def reconcile_recordings() -> dict[str, int]:
+    """Settle recordings whose egress vanished or went silent; start missed auto-starts."""
+    from conferences.services import recordings
+
+    return recordings.reconcile()
+
+
+@shared_task(
+    name="conferences.enforce_recording_retention",
+    ignore_result=True,
+    soft_time_limit=300,
+    time_limit=330,
+)
+def enforce_recording_retention() -> int:
+    """Delete recordings older than their tenant's retention (files, then rows)."""
+    from conferences.services import recordings
+
+    return recordings.enforce_retention()

@@ -3,7 +3,7 @@ named `dashboard`)."""
 
 from django.urls import path
 
-from .views import branding, overview, rooms, schedule, team
+from .views import branding, overview, recordings, rooms, schedule, team
 
 app_name = "dash"
 
@@ -34,6 +34,18 @@ urlpatterns = [
         rooms.participant_stage,
         name="participant-stage",
     ),
+    # recordings
+    path(
+        "rooms/<str:room_id>/recordings/start/",
+        recordings.recording_start,
+        name="recording-start",
+    ),
+    path(
+        "rooms/<str:room_id>/recordings/<str:recording_id>/stop/",
+        recordings.recording_stop,
+        name="recording-stop",
+    ),
+    path("recordings/storage/", recordings.storage_settings, name="recording-storage"),
     # schedule
     path("schedule/", schedule.schedule, name="schedule"),
     # API keys

@@ -157,6 +157,9 @@ if (BASE_DIR / "node_modules" / "livekit-client" / "dist").is_dir():
     STATICFILES_DIRS.append(
         ("vendor/livekit-client", BASE_DIR / "node_modules" / "livekit-client" / "dist")
     )
+if (BASE_DIR / "node_modules" / "hls.js" / "dist").is_dir():
+    # hls.js (npm, pinned) for the HLS watch page, in browsers without native HLS.
+    STATICFILES_DIRS.append(("vendor/hls.js", BASE_DIR / "node_modules" / "hls.js" / "dist"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -289,6 +292,29 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Participant-minutes: LiveKit's head counts sampled once a minute (dashboard.usage).
     "meter-usage": {"task": "dashboard.meter_usage", "schedule": 60.0, "options": {"expires": 50}},
+}
+
+# --- Recordings and HLS (LiveKit egress) ------------------------------------------------------
+# Where recordings land without a tenant S3 target: Parley reads RECORDINGS_DIR; egress writes
+# the same folder, which it sees as RECORDINGS_EGRESS_DIR (a shared volume in docker compose).
+RECORDINGS_DIR = Path(os.environ.get("RECORDINGS_DIR", VAR_DIR / "recordings"))
+RECORDINGS_EGRESS_DIR = os.environ.get("RECORDINGS_EGRESS_DIR", str(RECORDINGS_DIR)).rstrip("/")
+# The recording template page is opened by egress, server side: the base URL it reaches
+# Parley at, and the LiveKit URL the page connects to from there.
+RECORDING_TEMPLATE_BASE_URL = os.environ.get("RECORDING_TEMPLATE_BASE_URL", "").rstrip("/")
+RECORDING_TEMPLATE_LIVEKIT_URL = os.environ.get("RECORDING_TEMPLATE_LIVEKIT_URL", "")
+RECORDING_URL_TTL = envint("RECORDING_URL_TTL", 3600)  # seconds a download link stays valid
+RECORDING_SILENCE_TIMEOUT = envint("RECORDING_SILENCE_TIMEOUT", 600)  # s without egress news
+RECORDING_RECONCILE_SECONDS = envint("RECORDING_RECONCILE_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["reconcile-recordings"] = {
+    "task": "conferences.reconcile_recordings",
+    "schedule": float(RECORDING_RECONCILE_SECONDS),
+    "options": {"expires": RECORDING_RECONCILE_SECONDS},
+}
+CELERY_BEAT_SCHEDULE["recording-retention"] = {
+    "task": "conferences.enforce_recording_retention",
+    "schedule": 3600.0,
+    "options": {"expires": 3000},
 }
 
 LOGGING = {

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from conferences import recording_views
 from conferences import views as conference_views
 from conferences.webhooks import livekit_webhook
 
@@ -43,4 +44,17 @@ urlpatterns = [
         name="stage-decline",
     ),
     path("api-tester/", conference_views.api_tester, name="api-tester"),
+    # Recordings and HLS streams (conferences/recording_views.py).
+    path(
+        "recordings/<str:recording_id>/download",
+        recording_views.download,
+        name="recording-download",
+    ),
+    path("hls/<str:recording_id>/<str:name>", recording_views.hls_file, name="hls-file"),
+    path("watch/<str:recording_id>", recording_views.watch, name="watch"),
+    path(
+        "recording-template/<str:room_id>",
+        recording_views.recording_template,
+        name="recording-template",
+    ),
 ]

@@ -23,6 +23,7 @@ from accounts import services as account_services
 from accounts.models import Tenant, UsageDay
 from conferences import events, livekit
 from conferences.models import Room
+from conferences.services import recordings as recording_services
 from parley import ratelimit
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ def month_start(now: dt.datetime) -> dt.date:
 
 
 def plan_meters(tenant: Tenant, *, now: dt.datetime | None = None) -> list[Meter]:
-    """This month's usage against the plan: 3 queries (live rooms, rooms, the month's sum)."""
+    """This month's usage against the plan: 4 queries (live rooms, rooms, the month's sum,
+    the month's recordings)."""
     now = now or timezone.now()
     plan = tenant.plan
     rooms = Room.objects.for_tenant(tenant)
@@ -94,6 +96,13 @@ def plan_meters(tenant: Tenant, *, now: dt.datetime | None = None) -> list[Meter
             planned=False,
         ),  # fmt: skip
         Meter("Rooms", total, None, "rooms", planned=False),
+        Meter(
+            "Recording minutes this month",
+            recording_services.minutes_used(tenant, now),
+            plan.recording_minutes_per_month,
+            "minutes",
+            note="" if plan.recording_minutes_per_month != 0 else "Not included in your plan",
+        ),
     ]
 
 

@@ -55,6 +55,7 @@ def ensure_plans() -> None:
 
     if not Plan.objects.exists():
         importlib.import_module("accounts.migrations.0002_seed_plans").seed(apps, None)
+        importlib.import_module("accounts.migrations.0004_recordings").seed(apps, None)
 
 
 def make_member(name: str, plan: str = "free") -> Member:

@@ -46,9 +46,10 @@ roomallocator.go, localstore.go; livekit/protocol auth/grants.go):
 
 Deliberate simplifications: no media, no node selection, rooms never close on their own
 (empty/departure timeouts are stored, not enforced), egress goes straight to EGRESS_ACTIVE
-and StopEgress straight to EGRESS_COMPLETE (the real egress service reports STARTING/ENDING in
-between; use `set_egress_status` to model that), and no webhooks are sent on their own --
-tests send the ones they need with `send_webhook`.
+and StopEgress straight to EGRESS_COMPLETE with made-up file/segment results (the real egress
+service reports STARTING/ENDING in between; use `set_egress_status` to model that), and no
+webhooks are sent on their own -- tests send the ones they need with `send_webhook` or
+`send_egress_webhook`; `forget_egress` makes an egress vanish.
 
 Usage::
 
@@ -697,9 +698,27 @@ class LiveKitDouble:
             info.updated_at = _now_ns()
             if status not in _LIVE_EGRESS and not info.ended_at:
                 info.ended_at = info.updated_at
+            if status == proto_egress.EGRESS_COMPLETE:
+                _fill_results(info)
             if error:
                 info.error = error
             self._sync_active_recording(info.room_name)
+
+    def forget_egress(self, egress_id: str) -> None:
+        """Make an egress vanish (an egress node that crashed, a server restarted): ListEgress
+        no longer knows it and no webhook will ever come."""
+        with self._lock:
+            info = self._egresses.pop(egress_id)
+            self._sync_active_recording(info.room_name)
+
+    def send_egress_webhook(self, target_url: str, egress_id: str, event: str) -> int:
+        """POST `event` (egress_started | egress_updated | egress_ended) carrying the egress's
+        current EgressInfo, signed as livekit-server signs it."""
+        info = self.get_egress(egress_id)
+        assert info is not None, egress_id
+        return self.send_webhook(
+            target_url, self.make_event(event, room=info.room_name, egress_id=egress_id)
+        )
 
     # --- join tokens ----------------------------------------------------------------------
 
@@ -1222,11 +1241,53 @@ class LiveKitDouble:
         now = _now_ns()
         info.status = proto_egress.EGRESS_COMPLETE
         info.ended_at = info.updated_at = now
+        _fill_results(info)
         self._sync_active_recording(info.room_name)
         return info
 
 
 # --- small helpers ------------------------------------------------------------------------
+
+
+# What a finished egress reports about its outputs (size is made up: no media here).
+FAKE_FILE_SIZE = 1_048_576
+
+
+def _fill_results(info: proto_egress.EgressInfo) -> None:
+    """The file_results / segment_results livekit egress reports once an egress completes."""
+    if info.file_results or info.segment_results or not info.HasField("room_composite"):
+        return
+    request = info.room_composite
+    duration = max(0, info.ended_at - info.started_at)
+    for output in request.file_outputs:
+        location = output.filepath
+        if output.HasField("s3"):
+            location = f"s3://{output.s3.bucket}/{output.filepath}"
+        info.file_results.append(
+            proto_egress.FileInfo(
+                filename=output.filepath,
+                location=location,
+                size=FAKE_FILE_SIZE,
+                duration=duration,
+                started_at=info.started_at,
+                ended_at=info.ended_at,
+            )
+        )
+    for output in request.segment_outputs:
+        folder = output.filename_prefix.rpartition("/")[0]
+        info.segment_results.append(
+            proto_egress.SegmentsInfo(
+                playlist_name=f"{folder}/{output.playlist_name}",
+                live_playlist_name=f"{folder}/{output.live_playlist_name}",
+                playlist_location=f"{folder}/{output.playlist_name}",
+                live_playlist_location=f"{folder}/{output.live_playlist_name}",
+                size=FAKE_FILE_SIZE,
+                duration=duration,
+                segment_count=max(1, duration // 4_000_000_000),
+                started_at=info.started_at,
+                ended_at=info.ended_at,
+            )
+        )
 
 
 def _clone(message: _M) -> _M:

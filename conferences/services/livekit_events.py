@@ -9,12 +9,15 @@ from django.utils import timezone
 from conferences import events, livekit
 from conferences.models import Participant, Room
 
+from . import recordings as recording_services
 from . import rooms as room_services
 
 
 @transaction.atomic
 def apply(notice: livekit.WebhookNotice) -> str:
     """Apply one verified webhook; returns what was done (for logs and tests)."""
+    if notice.event.startswith("egress_") and notice.egress is not None:
+        return recording_services.egress_reported(state=notice.egress)
     room = Room.objects.select_for_update().filter(room_id=notice.room).first()
     if room is None:
         return "unknown-room"

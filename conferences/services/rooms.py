@@ -34,6 +34,7 @@ from conferences.models import (
 )
 from conferences.roles import attributes_for, default_role, grants_for
 
+from . import recordings as recording_services
 from . import schedule as schedule_services
 from .errors import InvalidState, LimitExceeded
 
@@ -146,6 +147,7 @@ def update_room(*, room: Room, data: dict[str, Any]) -> Room:
 def delete_room(*, room: Room) -> None:
     """Delete the room; a live one is closed on LiveKit first (503 if LiveKit is down)."""
     room = Room.objects.select_for_update().get(pk=room.pk)
+    recording_services.stop_all_for_room(room=room)
     if room.live_since is not None:
         _livekit_delete(room)
     tenant_id, room_id = room.tenant_id, room.room_id
@@ -209,9 +211,10 @@ def _go_live(room: Room, now: datetime, occurrence: Occurrence | None = None) ->
     )
     room.live_since = now
     room.livekit_sid = sid
-    RoomSession.objects.create(
+    session = RoomSession.objects.create(
         room=room, occurrence=occurrence, started_at=now, close_at=_close_at(room, now, occurrence)
     )
+    recording_services.session_started(room=room, session=session)
 
 
 def _mark_started(room: Room, now: datetime) -> None:
@@ -263,7 +266,9 @@ def _livekit_delete(room: Room) -> None:
 
 def _end_session(room: Room, now: datetime, *, on_livekit: bool = True) -> None:
     """Room is locked by the caller: close it on LiveKit (first: a failure writes nothing),
-    then end its session and occurrence, deactivate if so configured, settle its status."""
+    then end its session and occurrence, deactivate if so configured, settle its status.
+    Its recordings and streams are stopped first."""
+    recording_services.stop_all_for_room(room=room, on_livekit=on_livekit)
     if room.live_since is not None and on_livekit:
         _livekit_delete(room)
     open_sessions = RoomSession.objects.filter(room=room, ended_at__isnull=True)

@@ -178,6 +178,7 @@ def room_detail(request: DashRequest, room_id: str) -> HttpResponse:
             "occurrences": occurrences,
             "settings_rows": settings_rows,
             "live": _participants_context(room),
+            "recordings": _recordings(request, room),
             "page_config": {
                 "roomId": room.room_id,
                 "ws": "/ws/dashboard",
@@ -185,6 +186,12 @@ def room_detail(request: DashRequest, room_id: str) -> HttpResponse:
             },
         },
     )
+
+
+def _recordings(request: DashRequest, room: Room) -> list[dict[str, Any]]:
+    from .recordings import room_recordings
+
+    return room_recordings(request, room)
 
 
 def _settings_rows(room: Room) -> list[tuple[str, str]]:

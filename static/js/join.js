@@ -124,6 +124,18 @@
   let statusSocket = null;
   let statusRetry = 1000;
 
+  // "This meeting is being recorded": pushed on the status socket to every page of the room.
+  function showRecording(message) {
+    const indicator = document.getElementById("rec-indicator");
+    if (!indicator) return;
+    const recording = Boolean(message.recording);
+    const streaming = Boolean(message.streaming);
+    indicator.hidden = !(recording || streaming);
+    document.getElementById("rec-indicator-text").textContent = recording
+      ? "This meeting is being recorded" + (streaming ? " and streamed live" : "")
+      : "This meeting is being streamed live";
+  }
+
   function watchStatus() {
     if (config.status === "ended") return;
     statusSocket = new WebSocket(wsUrl(config.urls.wsStatus));
@@ -131,6 +143,7 @@
       statusRetry = 1000;
       const message = JSON.parse(event.data);
       if (message.type !== "room") return;
+      showRecording(message);
       const before = config.status;
       config.status = message.status;
       if (message.starts_at) config.startsAt = message.starts_at;

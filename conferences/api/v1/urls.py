@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import host, occurrences, stage, views
+from . import host, occurrences, recordings, stage, views
 
 app_name = "v1"
 
@@ -66,6 +66,34 @@ ALIASES = [
 ]
 ALIAS_PREFIX = "/api/v1/rooms/{room_id}/host/stage/"
 
+# Recordings and HLS live streams (LiveKit egress), API key only.
+ROUTES += [
+    ("rooms/<str:room_id>/recordings", recordings.RoomRecordingsView, "recordings"),
+    (
+        "rooms/<str:room_id>/recordings/<str:recording_id>/stop",
+        recordings.RoomRecordingStopView,
+        "recording-stop",
+    ),
+    ("recordings/<str:recording_id>", recordings.RecordingDetailView, "recording"),
+    ("rooms/<str:room_id>/streams", recordings.RoomStreamsView, "streams"),
+    (
+        "rooms/<str:room_id>/streams/<str:recording_id>/stop",
+        recordings.RoomStreamStopView,
+        "stream-stop",
+    ),
+    ("rooms/<str:room_id>/host/recordings", recordings.HostRecordingsView, "host-recordings"),
+    (
+        "rooms/<str:room_id>/host/recordings/start",
+        recordings.HostRecordingStartView,
+        "host-recording-start",
+    ),
+    (
+        "rooms/<str:room_id>/host/recordings/stop",
+        recordings.HostRecordingStopView,
+        "host-recording-stop",
+    ),
+]
+
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v1:schema"), name="docs"),
@@ -92,6 +120,6 @@ def schema_without_slash_aliases(endpoints, **kwargs):
             e[0].startswith("/api/v1/")
             or (e[0].startswith(DOCUMENTED_FACADES) and "{rest}" not in e[0])
         )
-        and not (e[0].startswith("/api/v1/rooms") and e[0].endswith("/"))
+        and not (e[0].startswith(("/api/v1/rooms", "/api/v1/recordings")) and e[0].endswith("/"))
         and not e[0].startswith(ALIAS_PREFIX)
     ]
