@@ -1,7 +1,8 @@
 """The JSON shape of each resource, written once: a TypedDict (or the dataclass a service
 returns, for tokens), one `*_json` function that builds it, and (for the OpenAPI schema)
-`schema(Shape)`, a serializer generated from the same declaration. HTTP responses, websocket messages and the schema all use these, so page views
-and consumers never import from `conferences.api`.
+`schema(Shape)`, a serializer generated from the same declaration. HTTP responses,
+websocket messages and the schema all use these, so page views and consumers never import
+from `conferences.api`.
 """
 
 from __future__ import annotations
@@ -50,52 +51,47 @@ def token_json(issued: IssuedToken) -> dict[str, Any]:
 # --- the stage ----------------------------------------------------------------------------------
 
 
-class StageParticipantJSON(TypedDict):
+class _StageStateJSON(TypedDict):
     identity: str
-    name: str
     role: str
     mic_only: bool
     hand_raised: bool
     hand_raised_at: Timestamp | None
     invited: bool
+
+
+def _stage_state(participant: Participant) -> _StageStateJSON:
+    return {
+        "identity": participant.identity,
+        "role": participant.role,
+        "mic_only": participant.mic_only,
+        "hand_raised": participant.hand_raised_at is not None,
+        "hand_raised_at": format_datetime(participant.hand_raised_at),
+        "invited": participant.invited_at is not None,
+    }
+
+
+class StageParticipantJSON(_StageStateJSON):
+    name: str
     present: bool
 
 
 def stage_participant_json(participant: Participant) -> StageParticipantJSON:
     """A participant's stored role and stage state (v1 and host stage routes)."""
     return {
-        "identity": participant.identity,
+        **_stage_state(participant),
         "name": participant.name,
-        "role": participant.role,
-        "mic_only": participant.mic_only,
-        "hand_raised": participant.hand_raised_at is not None,
-        "hand_raised_at": format_datetime(participant.hand_raised_at),
-        "invited": participant.invited_at is not None,
         "present": participant.left_at is None,
     }
 
 
-class OwnStageJSON(TypedDict):
-    identity: str
-    role: str
-    mic_only: bool
-    hand_raised: bool
-    hand_raised_at: Timestamp | None
-    invited: bool
+class OwnStageJSON(_StageStateJSON):
     invite_mic_only: bool
 
 
 def own_stage_json(participant: Participant) -> OwnStageJSON:
     """A guest's own stage state, as its page receives it (stage endpoints and socket)."""
-    return {
-        "identity": participant.identity,
-        "role": participant.role,
-        "mic_only": participant.mic_only,
-        "hand_raised": participant.hand_raised_at is not None,
-        "hand_raised_at": format_datetime(participant.hand_raised_at),
-        "invited": participant.invited_at is not None,
-        "invite_mic_only": participant.invite_mic_only,
-    }
+    return {**_stage_state(participant), "invite_mic_only": participant.invite_mic_only}
 
 
 class HandJSON(TypedDict):
