@@ -1,11 +1,13 @@
-"""The JSON shape of each resource, written once: a TypedDict, one `*_json` function that
-builds it, and (for the OpenAPI schema) `schema(Shape)`, a serializer generated from the same
-TypedDict. HTTP responses, websocket messages and the schema all use these, so page views
-and consumers never import from `conferences.api`.
+"""The JSON shape of each resource, written once: a TypedDict (or the dataclass a service
+returns, for tokens), one `*_json` function that builds it, and (for the OpenAPI schema)
+`schema(Shape)`, a serializer generated from the same declaration. HTTP responses,
+websocket messages and the schema all use these, so page views and consumers never import
+from `conferences.api`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import types
@@ -17,6 +19,7 @@ from rest_framework import serializers
 
 from conferences import selectors
 from conferences.models import Participant, Room, WaitingEntry
+from conferences.services.rooms import IssuedToken
 
 # An ISO 8601 UTC time with a Z ("2026-01-02T03:04:05Z"): a string on the wire.
 Timestamp = NewType("Timestamp", str)
@@ -35,78 +38,60 @@ def _seconds_since(moment: dt.datetime, now: dt.datetime) -> int:
 # --- tokens -------------------------------------------------------------------------------------
 
 
-class TokenJSON(TypedDict):
-    token: str
-    ws_url: str
-    room_name: str
-    identity: str
-    name: str
-    role: str
-    expires_at: Timestamp
+# The token's shape is rooms.IssuedToken itself (its fields, expires_at as a Timestamp):
+# `schema(IssuedToken)` documents it.
+TokenJSON = IssuedToken
 
 
-def token_json(issued: Any) -> TokenJSON:
-    """A join token as every route hands it out (rooms.IssuedToken)."""
-    return {
-        "token": issued.token,
-        "ws_url": issued.ws_url,
-        "room_name": issued.room_name,
-        "identity": issued.identity,
-        "name": issued.name,
-        "role": issued.role,
-        "expires_at": Timestamp(format_datetime(issued.expires_at) or ""),
-    }
+def token_json(issued: IssuedToken) -> dict[str, Any]:
+    """A join token as every route hands it out."""
+    return {**dataclasses.asdict(issued), "expires_at": format_datetime(issued.expires_at)}
 
 
 # --- the stage ----------------------------------------------------------------------------------
 
 
-class StageParticipantJSON(TypedDict):
+class _StageStateJSON(TypedDict):
     identity: str
-    name: str
     role: str
     mic_only: bool
     hand_raised: bool
     hand_raised_at: Timestamp | None
     invited: bool
+
+
+def _stage_state(participant: Participant) -> _StageStateJSON:
+    return {
+        "identity": participant.identity,
+        "role": participant.role,
+        "mic_only": participant.mic_only,
+        "hand_raised": participant.hand_raised_at is not None,
+        "hand_raised_at": format_datetime(participant.hand_raised_at),
+        "invited": participant.invited_at is not None,
+    }
+
+
+class StageParticipantJSON(_StageStateJSON):
+    name: str
     present: bool
 
 
 def stage_participant_json(participant: Participant) -> StageParticipantJSON:
     """A participant's stored role and stage state (v1 and host stage routes)."""
     return {
-        "identity": participant.identity,
+        **_stage_state(participant),
         "name": participant.name,
-        "role": participant.role,
-        "mic_only": participant.mic_only,
-        "hand_raised": participant.hand_raised_at is not None,
-        "hand_raised_at": format_datetime(participant.hand_raised_at),
-        "invited": participant.invited_at is not None,
         "present": participant.left_at is None,
     }
 
 
-class OwnStageJSON(TypedDict):
-    identity: str
-    role: str
-    mic_only: bool
-    hand_raised: bool
-    hand_raised_at: Timestamp | None
-    invited: bool
+class OwnStageJSON(_StageStateJSON):
     invite_mic_only: bool
 
 
 def own_stage_json(participant: Participant) -> OwnStageJSON:
     """A guest's own stage state, as its page receives it (stage endpoints and socket)."""
-    return {
-        "identity": participant.identity,
-        "role": participant.role,
-        "mic_only": participant.mic_only,
-        "hand_raised": participant.hand_raised_at is not None,
-        "hand_raised_at": format_datetime(participant.hand_raised_at),
-        "invited": participant.invited_at is not None,
-        "invite_mic_only": participant.invite_mic_only,
-    }
+    return {**_stage_state(participant), "invite_mic_only": participant.invite_mic_only}
 
 
 class HandJSON(TypedDict):
@@ -223,6 +208,7 @@ _SCALARS: dict[Any, type[serializers.Field]] = {
     int: serializers.IntegerField,
     bool: serializers.BooleanField,
     Timestamp: serializers.DateTimeField,
+    dt.datetime: serializers.DateTimeField,
 }
 
 
@@ -237,15 +223,16 @@ def _field(hint: Any, name: str) -> serializers.Field:
         if typing.is_typeddict(item):
             return schema(item)(many=True)
         return serializers.ListField(child=_field(item, name))
-    if typing.is_typeddict(hint):
+    if typing.is_typeddict(hint) or dataclasses.is_dataclass(hint):
         return schema(hint)()
     return _SCALARS[hint](allow_null=nullable) if nullable else _SCALARS[hint]()
 
 
 @functools.cache
 def schema(shape: type) -> type[serializers.Serializer]:
-    """A read-only serializer class named after `shape` (a TypedDict above), for
-    `extend_schema(responses=...)`; the shape is the one place the fields are written."""
+    """A read-only serializer class named after `shape` (a TypedDict above, or a dataclass
+    such as IssuedToken), for `extend_schema(responses=...)`; the shape is the one place
+    the fields are written."""
     fields = {n: _field(h, n) for n, h in get_type_hints(shape).items()}
-    name = shape.__name__.removesuffix("JSON")
+    name = {"IssuedToken": "Token"}.get(shape.__name__, shape.__name__.removesuffix("JSON"))
     return type(f"{name}Serializer", (serializers.Serializer,), fields)

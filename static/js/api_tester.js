@@ -1,6 +1,8 @@
 /* API tester: create a room with a pasted API key (kept only in this page's memory), then
  * "Connect & test audio" joins it with the microphone and shows connection status and audio
  * levels; "Open second window" opens the room's join link as a second participant. */
+import { levelMeter } from "./parley.js";
+
 (function () {
   "use strict";
 
@@ -10,6 +12,7 @@
   let created = null;
   let room = null;
   let meterTimer = null;
+  let stopMeter = () => {};
 
   function status(state, text) {
     const el = $("connection-status");
@@ -131,6 +134,7 @@
       .on(LK.RoomEvent.Disconnected, () => {
         status("idle", "Disconnected");
         clearInterval(meterTimer);
+        stopMeter();
         $("connect-button").disabled = false;
         $("disconnect-button").hidden = true;
       });
@@ -151,23 +155,13 @@
       status("connected", "Connected, but the microphone failed: " + err.message);
     }
     const pub = room.localParticipant.getTrackPublication(LK.Track.Source.Microphone);
-    let analyser = null;
-    if (ctx && pub && pub.track) {
-      const source = ctx.createMediaStreamSource(new MediaStream([pub.track.mediaStreamTrack]));
-      analyser = ctx.createAnalyser();
-      analyser.fftSize = 1024;
-      source.connect(analyser); // analysed only, never played back
+    if (pub && pub.track) {
+      // Analysed only, never played back.
+      stopMeter = levelMeter(ctx, [pub.track.mediaStreamTrack], (level) => setLevel($("local-level"), level), {
+        interval: 100,
+      });
     }
-    const samples = new Float32Array(1024);
-    meterTimer = setInterval(() => {
-      if (analyser) {
-        analyser.getFloatTimeDomainData(samples);
-        let sum = 0;
-        for (const v of samples) sum += v * v;
-        setLevel($("local-level"), Math.min(1, Math.sqrt(sum / samples.length) * 4));
-      }
-      renderRemotes();
-    }, 100);
+    meterTimer = setInterval(renderRemotes, 100);
   }
 
   $("connect-button").addEventListener("click", () => connect().catch((err) => status("error", err.message)));

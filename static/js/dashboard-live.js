@@ -1,5 +1,7 @@
 /* Overview: the "Live now" list, refreshed when the tenant's websocket reports a change
  * (a room started or ended, someone joined or left, a usage sample), and every 30 s. */
+import { reconnectingSocket } from "./parley.js";
+
 (function () {
   "use strict";
   var config = JSON.parse(document.getElementById("page-config").textContent);
@@ -42,18 +44,24 @@
   }
   function soon() { clearTimeout(timer); timer = setTimeout(refresh, 300); }
 
-  window.ParleyLive.connect(config.ws, function (message) {
-    if (message.event === "usage.sampled" && message.data && message.data.participants) {
-      Object.keys(message.data.participants).forEach(function (roomId) {
-        var el = list.querySelector('li[data-room="' + roomId + '"] [data-count]');
-        if (el) el.textContent = String(message.data.participants[roomId]);
-      });
-      return;
-    }
-    soon();
-  }, function (up) {
+  function state(up) {
     status.textContent = up ? "Updates live" : "Reconnecting…";
     if (up) soon();
+  }
+
+  reconnectingSocket(config.ws, {
+    onOpen: function () { state(true); },
+    onClose: function () { state(false); return true; },
+    onMessage: function (message) {
+      if (message.event === "usage.sampled" && message.data && message.data.participants) {
+        Object.keys(message.data.participants).forEach(function (roomId) {
+          var el = list.querySelector('li[data-room="' + roomId + '"] [data-count]');
+          if (el) el.textContent = String(message.data.participants[roomId]);
+        });
+        return;
+      }
+      soon();
+    },
   });
   setInterval(refresh, 30000);
 })();

@@ -1,5 +1,7 @@
 /* Room form: presets fill the form; fields that do not apply are hidden (their values are
  * not sent: the server does the same translation). */
+import { emit } from "./parley.js";
+
 (function () {
   "use strict";
   var form = document.getElementById("room-form");
@@ -28,7 +30,7 @@
         setValue(key, preset.values[key]);
       });
       document.querySelectorAll("[data-preset]").forEach(function (b) { b.setAttribute("aria-pressed", String(b === button)); });
-      window.ParleyAnnounce(preset.label + " settings filled in");
+      emit("announce", preset.label + " settings filled in");
       if (name) name.focus();
     });
   });

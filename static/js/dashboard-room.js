@@ -1,5 +1,7 @@
 /* Room page: the participants panel follows the room's events live (joins, leaves, stage
  * changes), refreshing its server-rendered fragment; and every 15 s while the room is live. */
+import { reconnectingSocket } from "./parley.js";
+
 (function () {
   "use strict";
   var config = JSON.parse(document.getElementById("page-config").textContent);
@@ -15,11 +17,12 @@
   }
   function soon() { clearTimeout(timer); timer = setTimeout(refresh, 300); }
 
-  window.ParleyLive.connect(config.ws, function (message) {
-    if (message.room_id === config.roomId) {
+  reconnectingSocket(config.ws, {
+    onMessage: function (message) {
+      if (message.room_id !== config.roomId) return;
       if (message.event === "room.started" || message.event === "room.ended") { location.reload(); return; }
       soon();
-    }
+    },
   });
   setInterval(function () { if (panel.querySelector(".people")) refresh(); }, 15000);
 })();

@@ -4,8 +4,11 @@
  *   server asks on a page of its own).
  * - forms with [data-progress] show progress on their submit button while the page works.
  * - selects with [data-autosubmit] submit their form on change.
- * - window.ParleyLive.connect(onEvent): the tenant's live events over a websocket.
+ * - `parley:announce` events (text) are read out by the page's live region.
+ * Pages follow the tenant's live events with parley.js's reconnectingSocket.
  */
+import { on } from "./parley.js";
+
 (function () {
   "use strict";
 
@@ -13,7 +16,7 @@
     var region = document.getElementById("live-region");
     if (region) { region.textContent = ""; setTimeout(function () { region.textContent = text; }, 30); }
   }
-  window.ParleyAnnounce = announce;
+  on("announce", announce);
 
   function copyText(text) {
     if (navigator.clipboard && window.isSecureContext) {
@@ -112,23 +115,4 @@
     var when = new Date(el.getAttribute("datetime"));
     if (!isNaN(when)) el.textContent = when.toLocaleString([], { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
   });
-
-  window.ParleyLive = {
-    /* Calls onEvent(message) for each event of the tenant; reconnects with backoff. */
-    connect: function (path, onEvent, onState) {
-      var delay = 1000, socket = null, closed = false;
-      function open() {
-        var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-        try { socket = new WebSocket(scheme + location.host + path); } catch (e) { retry(); return; }
-        socket.onopen = function () { delay = 1000; if (onState) onState(true); };
-        socket.onmessage = function (msg) {
-          try { onEvent(JSON.parse(msg.data)); } catch (e) { /* ignore malformed */ }
-        };
-        socket.onclose = function () { if (onState) onState(false); if (!closed) retry(); };
-      }
-      function retry() { setTimeout(open, delay); delay = Math.min(delay * 2, 30000); }
-      open();
-      return { close: function () { closed = true; if (socket) socket.close(); } };
-    }
-  };
 })();

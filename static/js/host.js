@@ -2,18 +2,21 @@
  * stage (raised hands first raised first, speakers, invitations), both over the host socket,
  * and host actions. Every action is a call to Parley's server (/api/v1/rooms/<id>/host/...),
  * authorised by the host link's secret (X-Host-Secret) or the member's session (CSRF).
- * Names come from guests: they are written with textContent only. */
+ * Names come from guests: they are written with textContent only.
+ *
+ * Loaded on host pages only; hears `parley:host-action` ({action, identity, name}) from the
+ * meeting's tiles and emits `parley:room-opened` when it starts the room. */
+import { emit, on, reconnectingSocket, request } from "./parley.js";
+
 (function () {
   "use strict";
 
   const $ = (id) => document.getElementById(id);
   let config = null;
   let socket = null;
-  let retry = 1000;
   let entries = [];
   let receivedAt = 0;
   let known = new Set();
-  let ticker = null;
   let stage = null; // the last stage snapshot
   let stageAt = 0;
 
@@ -24,24 +27,8 @@
     return h;
   }
 
-  async function call(path, body) {
-    const options = { method: "POST", credentials: "same-origin", headers: headers() };
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
-    }
-    const response = await fetch(config.urls.hostApi + path, options);
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (err) {
-      data = null;
-    }
-    if (!response.ok) {
-      const message = data && data.error ? data.error.message : "The action failed (" + response.status + ")";
-      throw new Error(message);
-    }
-    return data;
+  function call(path, body) {
+    return request(config.urls.hostApi + path, { method: "POST", body, headers: headers() });
   }
 
   function say(text) {
@@ -258,27 +245,25 @@
   }
 
   function connect() {
-    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + config.urls.wsHost;
-    socket = new WebSocket(url);
-    socket.onmessage = (event) => {
-      retry = 1000;
-      const message = JSON.parse(event.data);
-      if (message.type === "lobby") onSnapshot(message);
-      else if (message.type === "stage") onStage(message);
-      else if (message.type === "stage.declined") {
-        const text = (message.name || "A guest") + " declined the invitation to speak";
-        say(text);
-        toast(text);
-      }
-    };
-    socket.onclose = (event) => {
-      if (event.code === 4403) {
-        say("You are no longer a host of this room.");
-        return;
-      }
-      setTimeout(connect, retry);
-      retry = Math.min(retry * 2, 30000);
-    };
+    socket = reconnectingSocket(config.urls.wsHost, { onMessage, onClose });
+  }
+
+  function onClose(event) {
+    if (event.code === 4403) {
+      say("You are no longer a host of this room.");
+      return false;
+    }
+    return true;
+  }
+
+  function onMessage(message) {
+    if (message.type === "lobby") onSnapshot(message);
+    else if (message.type === "stage") onStage(message);
+    else if (message.type === "stage.declined") {
+      const text = (message.name || "A guest") + " declined the invitation to speak";
+      say(text);
+      toast(text);
+    }
   }
 
   // --- actions ------------------------------------------------------------------------------
@@ -305,18 +290,15 @@
     });
     bind("host-start-button", async (el) => {
       const room = await act(el, "/start", () => "The meeting has started");
-      if (room && window.ParleyJoin) {
-        window.ParleyJoin.config.status = "open";
-        window.ParleyJoin.route();
-      }
+      if (room) emit("room-opened", room);
     });
     connect();
-    ticker = setInterval(() => {
+    setInterval(() => {
       renderQueue(); // waiting times
       renderStage();
       // Ask for a fresh queue now and then: entries whose page never connected expire
       // without an event.
-      if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "refresh" }));
+      if (socket) socket.send({ type: "refresh" });
     }, 15000);
   }
 
@@ -327,5 +309,13 @@
     act(null, "/participants/" + encodeURIComponent(identity) + "/remove", () => name + " was removed");
   }
 
-  window.ParleyHost = { init, removeParticipant, stageAction, call, stop: () => clearInterval(ticker) };
+  // The meeting's tiles and audience list ask for host actions with parley:host-action.
+  on("host-action", ({ action, identity, name }) => {
+    if (!config) return;
+    if (action === "remove") removeParticipant(identity, name);
+    else stageAction(identity, action, name);
+  });
+
+  const pageConfig = JSON.parse(document.getElementById("parley-config").textContent);
+  if (pageConfig.isHost) init(pageConfig);
 })();

@@ -1,7 +1,11 @@
 /* Parley join page: room state, access checks, pre-join (devices, preview, microphone level)
  * and the waiting room. The meeting itself is static/js/meeting.js; host tools host.js.
+ * Talks to them through parley:* events: it emits `meeting-start` and hears `meeting-left`,
+ * `meeting-error` and `room-opened`; it announces each view with `view`.
  *
  * Every string that came from a user (names, messages) is written with textContent. */
+import { emit, initials, levelMeter, on, reconnectingSocket, request, wsUrl } from "./parley.js";
+
 (function () {
   "use strict";
 
@@ -19,48 +23,12 @@
     for (const section of app.querySelectorAll(":scope > [data-view]")) {
       section.hidden = section.dataset.view !== view;
     }
-    document.dispatchEvent(new CustomEvent("parley:view", { detail: view }));
+    emit("view", view);
   }
 
-  function wsUrl(path) {
-    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
-  }
-
-  async function api(url, body) {
-    const options = {
-      method: body === undefined ? "GET" : "POST",
-      credentials: "same-origin",
-      headers: { Accept: "application/json" },
-    };
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.headers["X-CSRFToken"] = config.csrfToken;
-      options.body = JSON.stringify(body);
-    }
-    let response;
-    try {
-      response = await fetch(url, options);
-    } catch (err) {
-      const error = new Error("You seem to be offline. Check your connection and try again.");
-      error.code = "NETWORK";
-      throw error;
-    }
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (err) {
-      data = null;
-    }
-    if (!response.ok) {
-      const envelope = data && data.error ? data.error : null;
-      const error = new Error(
-        envelope ? envelope.message : "Something went wrong (" + response.status + "). Try again."
-      );
-      error.code = envelope ? envelope.code : "HTTP_" + response.status;
-      error.status = response.status;
-      throw error;
-    }
-    return data;
+  function api(url, body) {
+    const headers = body === undefined ? {} : { "X-CSRFToken": config.csrfToken };
+    return request(url, { body, headers });
   }
 
   function setText(id, text) {
@@ -121,9 +89,6 @@
 
   // --- the room's status socket: opens scheduled rooms, notices ends --------------------
 
-  let statusSocket = null;
-  let statusRetry = 1000;
-
   // "This meeting is being recorded": pushed on the status socket to every page of the room.
   function showRecording(message) {
     const indicator = document.getElementById("rec-indicator");
@@ -138,25 +103,19 @@
 
   function watchStatus() {
     if (config.status === "ended") return;
-    statusSocket = new WebSocket(wsUrl(config.urls.wsStatus));
-    statusSocket.onmessage = (event) => {
-      statusRetry = 1000;
-      const message = JSON.parse(event.data);
-      if (message.type !== "room") return;
-      showRecording(message);
-      const before = config.status;
-      config.status = message.status;
-      if (message.starts_at) config.startsAt = message.starts_at;
-      const view = app.dataset.state;
-      const inProgress = ["meeting", "waiting", "left", "rejected"].includes(view);
-      if (message.status === "ended" && !inProgress) return route();
-      if (before === "scheduled" && message.status !== "scheduled") return route();
-    };
-    statusSocket.onclose = (event) => {
-      if (event.code === 4404) return;
-      setTimeout(watchStatus, statusRetry);
-      statusRetry = Math.min(statusRetry * 2, 30000);
-    };
+    reconnectingSocket(config.urls.wsStatus, { onMessage: onStatus, onClose: (event) => event.code !== 4404 });
+  }
+
+  function onStatus(message) {
+    if (message.type !== "room") return;
+    showRecording(message);
+    const before = config.status;
+    config.status = message.status;
+    if (message.starts_at) config.startsAt = message.starts_at;
+    const view = app.dataset.state;
+    const inProgress = ["meeting", "waiting", "left", "rejected"].includes(view);
+    if (message.status === "ended" && !inProgress) return route();
+    if (before === "scheduled" && message.status !== "scheduled") return route();
   }
 
   // --- scheduled rooms: local start time and countdown ----------------------------------
@@ -345,7 +304,7 @@
   };
   let previewStream = null;
   let audioContext = null;
-  let meterTimer = null;
+  let stopMeter = null;
   let prejoinStarted = false;
 
   function ensureAudioContext() {
@@ -355,12 +314,6 @@
     if (!audioContext) audioContext = new Ctx();
     if (audioContext.state === "suspended") audioContext.resume().catch(() => {});
     return audioContext;
-  }
-
-  function initials(name) {
-    const parts = (name || "?").trim().split(/\s+/).filter(Boolean);
-    const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : (parts[0] || "?").slice(0, 2);
-    return letters.toUpperCase();
   }
 
   function renderPreview() {
@@ -386,8 +339,8 @@
   }
 
   function stopPreview() {
-    clearInterval(meterTimer);
-    meterTimer = null;
+    if (stopMeter) stopMeter();
+    stopMeter = null;
     setLevel(0);
     if (previewStream) {
       for (const track of previewStream.getTracks()) track.stop();
@@ -407,22 +360,8 @@
     if (!audioTracks.length) return;
     const ctx = ensureAudioContext();
     if (!ctx) return;
-    // Analysed only: never connected to the speakers, so local audio is never played back.
-    const source = ctx.createMediaStreamSource(new MediaStream(audioTracks));
-    const analyser = ctx.createAnalyser();
-    analyser.fftSize = 1024;
-    source.connect(analyser);
-    const samples = new Float32Array(analyser.fftSize);
-    let shown = 0;
-    meterTimer = setInterval(() => {
-      analyser.getFloatTimeDomainData(samples);
-      let sum = 0;
-      for (let i = 0; i < samples.length; i++) sum += samples[i] * samples[i];
-      const rms = Math.sqrt(sum / samples.length);
-      const level = Math.min(1, rms * 4); // speech RMS ~0.05-0.25 fills the bar
-      shown = level > shown ? level : shown * 0.85; // fast attack, smooth fall
-      setLevel(shown < 0.005 ? 0 : shown);
-    }, 50);
+    if (stopMeter) stopMeter();
+    stopMeter = levelMeter(ctx, audioTracks, setLevel);
   }
 
   function deviceProblem(err) {
@@ -670,38 +609,37 @@
     const choices = Object.assign({}, prefs);
     stopPreview();
     show("meeting");
-    window.ParleyMeeting.start({
-      config,
-      token: tokenResponse,
-      prefs: choices,
-      audioContext,
-      onLeft(reason) {
-        const titles = {
-          ended: "The meeting has ended",
-          removed: "You were removed from the meeting",
-          duplicate: "You joined from another tab",
-          left: "You left the meeting",
-          lost: "You were disconnected",
-        };
-        setText("left-title", titles[reason] || titles.left);
-        $("rejoin").hidden = reason === "ended" || reason === "removed";
-        if (reason === "ended") config.status = "ended";
-        show("left");
-      },
-      onError(err) {
-        setText("error-message", err.message);
-        show("error");
-      },
-    });
+    emit("meeting-start", { config, token: tokenResponse, prefs: choices, audioContext });
   }
+
+  on("meeting-left", (reason) => {
+    const titles = {
+      ended: "The meeting has ended",
+      removed: "You were removed from the meeting",
+      duplicate: "You joined from another tab",
+      left: "You left the meeting",
+      lost: "You were disconnected",
+    };
+    setText("left-title", titles[reason] || titles.left);
+    $("rejoin").hidden = reason === "ended" || reason === "removed";
+    if (reason === "ended") config.status = "ended";
+    show("left");
+  });
+
+  on("meeting-error", (err) => {
+    setText("error-message", err.message);
+    show("error");
+  });
+
+  // A host started the room from this page (host.js).
+  on("room-opened", () => {
+    config.status = "open";
+    route();
+  });
 
   $("rejoin").addEventListener("click", () => refreshState());
   $("error-retry").addEventListener("click", () => refreshState());
 
-  // The host tools (host.js) use the same page state.
-  window.ParleyJoin = { config, show, route, refreshState, api };
-
   route();
   watchStatus();
-  if (config.isHost && window.ParleyHost) window.ParleyHost.init(config);
 })();

@@ -10,7 +10,13 @@
  * the local participant's LiveKit permissions: promotion shows the microphone (and camera
  * unless microphone-only) without reconnecting; demotion takes them away.
  *
- * window.ParleyMeeting.start({config, token, prefs, audioContext, onLeft, onError}) */
+ * The guest's own stage controls (hand, invitation, stage socket) are stage.js.
+ *
+ * Events: hears `parley:meeting-start` ({config, token, prefs, audioContext}); emits
+ * `meeting-left` (why), `meeting-error` (Error), `host-action` ({action, identity, name})
+ * for host.js, and `stage-start` / `stage-stop` / `stage-hide-invite` for stage.js. */
+import { emit, initials, on } from "./parley.js";
+
 (function () {
   "use strict";
 
@@ -26,17 +32,7 @@
   const STAGE_ROLES = ["owner", "host", "speaker"];
   const SOURCE_NUMBERS = { camera: 1, microphone: 2, screen_share: 3 }; // LiveKit TrackSource
 
-  function wsUrl(path) {
-    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
-  }
-
   let current = null; // one meeting per page
-
-  function initials(name) {
-    const parts = (name || "?").trim().split(/\s+/).filter(Boolean);
-    const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : (parts[0] || "?").slice(0, 2);
-    return letters.toUpperCase();
-  }
 
   function roomOptions(LK, media, prefs) {
     const quality = QUALITY[media.videoQuality] || QUALITY.high;
@@ -66,7 +62,7 @@
   function start(options) {
     const LK = window.LivekitClient;
     if (!LK) {
-      options.onError(new Error("The meeting software did not load. Reload the page."));
+      emit("meeting-error", new Error("The meeting software did not load. Reload the page."));
       return;
     }
     if (current) current.stop();
@@ -81,8 +77,8 @@
       this.media = options.config.media;
       this.token = options.token;
       this.prefs = options.prefs;
-      this.onLeft = options.onLeft;
-      this.onError = options.onError;
+      this.onLeft = (why) => emit("meeting-left", why);
+      this.onError = (err) => emit("meeting-error", err);
       this.tiles = new Map(); // key -> {el, video, name, badge, mic, remove}
       this.leaving = false;
       this.allowsCamera = this.media.type !== "audio";
@@ -94,8 +90,6 @@
       this.role = this.token.role || "participant";
       this.hand = false;
       this.audience = new Map(); // key -> {el, name, hand, actions}
-      this.stageSocket = null;
-      this.stageRetry = 1000;
       this.room = new LK.Room(roomOptions(LK, this.media, this.prefs));
       this.wasOnStage = this.onStage();
       this.bindRoom();
@@ -120,7 +114,7 @@
       this.wasOnStage = this.onStage();
       this.renderAll();
       this.updateControls();
-      this.openStageSocket();
+      this.startStage();
       await this.publishChoices();
       this.updateAudioButton();
     }
@@ -147,7 +141,7 @@
 
     stop() {
       this.leaving = true;
-      this.closeStageSocket();
+      emit("stage-stop");
       this.room.disconnect();
     }
 
@@ -242,7 +236,7 @@
       this.wasOnStage = now;
       if (!was && now) {
         this.hand = false;
-        this.hideInvite();
+        emit("stage-hide-invite");
         this.toast("You're on stage. Turn on your microphone when you're ready to speak.");
       } else if (was && !now) {
         this.leaveStage();
@@ -280,115 +274,29 @@
       return (engine && engine.token) || this.token.token;
     }
 
-    async stageCall(url, body) {
-      let response;
-      try {
-        response = await fetch(url, {
-          method: "POST",
-          credentials: "omit",
-          headers: {
-            Accept: "application/json",
-            "Content-Type": "application/json",
-            Authorization: "Bearer " + this.currentToken(),
-          },
-          body: JSON.stringify(body || {}),
-        });
-      } catch (err) {
-        throw new Error("You seem to be offline. Check your connection and try again.");
-      }
-      let data = null;
-      try {
-        data = await response.json();
-      } catch (err) {
-        data = null;
-      }
-      if (!response.ok) {
-        const envelope = data && data.error ? data.error : null;
-        const error = new Error(envelope ? envelope.message : "Something went wrong (" + response.status + ")");
-        error.code = envelope ? envelope.code : "HTTP_" + response.status;
-        throw error;
-      }
-      return data;
+    stageSession() {
+      // What the guest's own stage controls (stage.js) need from this meeting.
+      return {
+        config: this.config,
+        allowsCamera: this.allowsCamera,
+        allowsMic: this.allowsMic,
+        token: () => this.currentToken(),
+        onStage: () => this.onStage(),
+        hand: () => this.hand,
+        apply: (state) => {
+          if (state.role) this.role = state.role;
+          this.hand = !!state.hand_raised;
+          this.updateControls();
+        },
+        toast: (text) => this.toast(text),
+        updateControls: () => this.updateControls(),
+      };
     }
 
-    applyStageState(state) {
-      if (state.role) this.role = state.role;
-      this.hand = !!state.hand_raised;
-      if (state.invited && !this.onStage()) this.showInvite(state.invite_mic_only);
-      else this.hideInvite();
-      this.updateControls();
-    }
-
-    async toggleHand() {
-      const button = $("ctl-hand");
-      button.disabled = true;
-      try {
-        this.applyStageState(await this.stageCall(this.config.urls.stageHand, { raised: !this.hand }));
-      } catch (err) {
-        this.toast(err.message);
-      } finally {
-        button.disabled = false;
-        this.updateControls();
-      }
-    }
-
-    showInvite(micOnly) {
-      const prompt = $("stage-invite");
-      if (!prompt) return;
-      $("stage-invite-detail").textContent = micOnly
-        ? "with your microphone."
-        : this.allowsCamera && this.allowsMic
-          ? "with your microphone and camera."
-          : "";
-      const fresh = prompt.hidden;
-      prompt.hidden = false;
-      for (const button of prompt.querySelectorAll("button")) button.disabled = false;
-      if (fresh) $("stage-accept").focus();
-    }
-
-    hideInvite() {
-      const prompt = $("stage-invite");
-      if (prompt) prompt.hidden = true;
-    }
-
-    async answerInvite(accept) {
-      const prompt = $("stage-invite");
-      for (const button of prompt.querySelectorAll("button")) button.disabled = true;
-      try {
-        const url = accept ? this.config.urls.stageAccept : this.config.urls.stageDecline;
-        this.applyStageState(await this.stageCall(url, {}));
-        this.hideInvite();
-        if (accept) this.toast("Joining the stage…");
-      } catch (err) {
-        this.toast(err.message);
-        if (err.code === "NO_INVITATION") this.hideInvite();
-        for (const button of prompt.querySelectorAll("button")) button.disabled = false;
-      }
-    }
-
-    openStageSocket() {
-      // Audience pages of webinar rooms learn of invitations here (hosts have their own).
+    startStage() {
+      // Audience pages of webinar rooms hear of invitations (hosts have their own socket).
       if (!this.webinar || this.finished || HOST_ROLES.includes(this.token.role)) return;
-      const socket = new WebSocket(
-        wsUrl(this.config.urls.wsStage + "?token=" + encodeURIComponent(this.currentToken()))
-      );
-      this.stageSocket = socket;
-      socket.onmessage = (event) => {
-        this.stageRetry = 1000;
-        const message = JSON.parse(event.data);
-        if (message.type === "stage") this.applyStageState(message);
-      };
-      socket.onclose = () => {
-        if (this.finished || this.stageSocket !== socket) return;
-        setTimeout(() => this.openStageSocket(), this.stageRetry);
-        this.stageRetry = Math.min(this.stageRetry * 2, 30000);
-      };
-    }
-
-    closeStageSocket() {
-      const socket = this.stageSocket;
-      this.stageSocket = null;
-      if (socket) socket.close();
+      emit("stage-start", this.stageSession());
     }
 
     reconnecting(on) {
@@ -401,8 +309,7 @@
       this.finished = true;
       const R = this.LK.DisconnectReason || {};
       this.reconnecting(false);
-      this.closeStageSocket();
-      this.hideInvite();
+      emit("stage-stop");
       for (const tile of this.tiles.values()) tile.el.remove();
       this.tiles.clear();
       for (const item of this.audience.values()) item.el.remove();
@@ -457,7 +364,7 @@
       label.append(mic, name, badge, hand);
       el.append(video, avatar, label);
       tile = { el, video, avatar, name, mic, badge, hand, remove: null, demote: null, track: null };
-      const host = !isScreen && window.ParleyHost && this.config.isHost;
+      const host = !isScreen && this.config.isHost;
       if (host && (this.config.hostControls.kick_participants || this.webinar)) {
         const actions = document.createElement("div");
         actions.className = "tile-actions";
@@ -518,11 +425,11 @@
       tile.el.classList.toggle("speaking", p.isSpeaking && micOn);
       if (tile.remove) {
         tile.remove.hidden = local || HOST_ROLES.includes(role);
-        tile.remove.onclick = () => window.ParleyHost.removeParticipant(p.identity, p.name || p.identity);
+        tile.remove.onclick = () => emit("host-action", { action: "remove", identity: p.identity, name: p.name || p.identity });
       }
       if (tile.demote) {
         tile.demote.hidden = local || role !== "speaker";
-        tile.demote.onclick = () => window.ParleyHost.stageAction(p.identity, "demote", p.name || p.identity);
+        tile.demote.onclick = () => emit("host-action", { action: "demote", identity: p.identity, name: p.name || p.identity });
       }
       // Screen share gets its own tile.
       const screen = p.getTrackPublication(S.ScreenShare);
@@ -576,7 +483,7 @@
         const hand = handMarker("audience-hand");
         el.append(hand, name);
         item = { el, name, hand, invite: null, remove: null };
-        if (!local && window.ParleyHost && this.config.isHost) {
+        if (!local && this.config.isHost) {
           item.invite = tileButton("Invite to speak", "audience-invite");
           el.append(item.invite);
           if (this.config.hostControls.kick_participants) {
@@ -593,8 +500,8 @@
       const raised = !!(p.attributes && p.attributes.hand === "raised");
       item.hand.hidden = !raised;
       item.el.classList.toggle("raised", raised);
-      if (item.invite) item.invite.onclick = () => window.ParleyHost.stageAction(p.identity, "invite", name);
-      if (item.remove) item.remove.onclick = () => window.ParleyHost.removeParticipant(p.identity, name);
+      if (item.invite) item.invite.onclick = () => emit("host-action", { action: "invite", identity: p.identity, name });
+      if (item.remove) item.remove.onclick = () => emit("host-action", { action: "remove", identity: p.identity, name });
       this.updateAudience();
     }
 
@@ -635,11 +542,6 @@
       const lp = () => this.room.localParticipant;
       this.showPublishControls();
       $("ctl-chat").hidden = !this.media.chat;
-      $("ctl-hand").onclick = () => this.toggleHand();
-      if ($("stage-invite")) {
-        $("stage-accept").onclick = () => this.answerInvite(true);
-        $("stage-decline").onclick = () => this.answerInvite(false);
-      }
       $("ctl-mic").onclick = () => this.toggle(() => lp().setMicrophoneEnabled(!lp().isMicrophoneEnabled), "microphone");
       $("ctl-cam").onclick = () => this.toggle(() => lp().setCameraEnabled(!lp().isCameraEnabled), "camera");
       $("ctl-screen").onclick = () =>
@@ -765,5 +667,5 @@
     return button;
   }
 
-  window.ParleyMeeting = { start };
+  on("meeting-start", start);
 })();
