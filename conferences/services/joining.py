@@ -165,7 +165,8 @@ def room_by_public_id(room_id: str) -> Room | None:
     """The room behind a join link (its public id is the credential-free part of the URL)."""
     if not _well_formed(_PUBLIC_ID, room_id):
         return None
-    return Room.objects.select_related("tenant").filter(room_id=room_id).first()
+    # Rooms behind direct calls are joined only with the handshake's tokens, never by link.
+    return Room.objects.select_related("tenant").filter(room_id=room_id, call__isnull=True).first()
 
 
 def host_secret_matches(room: Room, secret: str) -> bool:

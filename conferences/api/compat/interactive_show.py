@@ -109,6 +109,7 @@ def _open_show(request: Request, room_name: str) -> Room | None:
     """The tenant's newest open room of that name."""
     return (
         Room.objects.for_tenant(request.tenant)
+        .listed()
         .filter(name=room_name)
         .exclude(status=Room.Status.COMPLETED)
         .order_by("-pk")
@@ -156,7 +157,7 @@ class JoinView(ShowView):
 
 class RoomsView(ShowView):
     def get(self, request: Request) -> Response:
-        live = list(Room.objects.for_tenant(request.tenant).live().order_by("pk"))
+        live = list(Room.objects.for_tenant(request.tenant).listed().live().order_by("pk"))
         if not live:
             return Response({"rooms": []})
         on_livekit = {r["name"]: r for r in _livekit_rooms([room.livekit_name for room in live])}

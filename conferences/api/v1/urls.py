@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import host, occurrences, stage, views
+from . import calls, host, occurrences, stage, views
 
 app_name = "v1"
 
@@ -63,6 +63,9 @@ ROUTES += [
     (f"{_P}/<str:identity>/promote", stage.PromoteView, "participant-promote"),
     (f"{_P}/<str:identity>/demote", stage.DemoteView, "participant-demote"),
 ]
+
+# Direct calls: an end user's token for the /ws/videochat handshake.
+ROUTES += [("call-tokens", calls.CallTokensView, "call-tokens")]
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

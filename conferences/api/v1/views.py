@@ -112,7 +112,7 @@ class RoomsView(V1View):
         sort = _choice_param(request, "sort", SORTS, "created_at")
         order = _choice_param(request, "order", {"asc", "desc"}, "desc")
 
-        rooms = Room.objects.for_tenant(request.tenant)
+        rooms = Room.objects.for_tenant(request.tenant).listed()
         if status:
             rooms = rooms.filter(status=status)
         if room_type:
