@@ -541,3 +541,144 @@ def test_a_flooding_socket_is_throttled_then_closed_alone(acme, livekit, setting
         await bob.close()
 
     async_to_sync(scenario)()
+
+
+# --- two web workers sharing state through Redis ----------------------------------------------
+
+
+@pytest.fixture
+def two_workers(settings):
+    """Two consumer instances, each with its own Redis channel layer (as two web processes
+    behind a load balancer have); all state in the database."""
+    import os
+
+    from channels.routing import URLRouter
+    from django.urls import path
+
+    from conferences.videochat import VideochatConsumer
+    from tests.conftest import REQUIRE_SERVICES
+
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not redis_url:
+        if REQUIRE_SERVICES:
+            pytest.fail("REQUIRE_SERVICES=1 needs REDIS_URL")
+        pytest.skip("needs Redis (REDIS_URL)")
+    layer = {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": 10}]},
+    }
+    settings.CHANNEL_LAYERS = {"default": layer, "worker2": {**layer}}
+
+    class SecondWorker(VideochatConsumer):
+        channel_layer_alias = "worker2"
+
+    from dashboard.asgi import application
+
+    second = URLRouter([path("ws/videochat", SecondWorker.as_asgi())])
+    return application, second
+
+
+def test_two_workers_share_calls_through_redis(acme, livekit, two_workers):
+    first, second = two_workers
+    ta, tb = vouch(acme, "alice"), vouch(acme, "bob")
+
+    async def scenario():
+        alice = Sock(ta, application=second)
+        bob_laptop, bob_phone = Sock(tb, application=first), Sock(tb, application=second)
+        for s in (alice, bob_laptop, bob_phone):
+            await s.open()
+        # Two layer instances: their channel names carry two different client prefixes.
+        names = [n async for n in CallSocket.objects.values_list("channel_name", flat=True)]
+        assert len({n.split("!")[0] for n in names}) == 2, names
+        rid = ok(await alice.call(REQ, {"targetUser": "bob"}))["videochatRequestId"]
+        for bob in (bob_laptop, bob_phone):
+            assert ok(await bob.next(RINGING))["videochatRequestId"] == rid
+        callee = ok(await bob_laptop.call(ACCEPT, {"videochatRequestId": rid}))
+        caller = ok(await alice.next(CALLER_ACCEPTED))
+        assert caller["videochatId"] == callee["videochatId"]
+        livekit.verify_join_token(caller["token"], room=callee["room"])
+        assert ok(await bob_phone.next(ACCEPTED)) == {"videochatRequestId": rid}
+        # Presence is shared too: bob's phone (worker 2) is enough to be reachable.
+        await bob_laptop.close()
+        rid2 = ok(await alice.call(REQ, {"targetUser": "bob"}))["videochatRequestId"]
+        assert ok(await bob_phone.next(RINGING))["videochatRequestId"] == rid2
+        ok(await bob_phone.call(DECLINE, {"videochatRequestId": rid2}))
+        assert ok(await alice.next(DECLINED))["reason"] == "declined"
+        await alice.close()
+        await bob_phone.close()
+
+    async_to_sync(scenario)()
+
+
+# --- end to end over a served app -------------------------------------------------------------
+
+
+@pytest.fixture
+def served(transactional_db, livekit):
+    from tests.browser.conftest import LiveServer
+
+    server = LiveServer()
+    yield server
+    server.stop()
+
+
+def test_a_call_over_a_served_app_with_real_websockets(acme, livekit, served):
+    """uvicorn serves the project's ASGI app on 127.0.0.1: the token from the HTTP API, real
+    websockets (first-frame auth and ?token=), both sides end with verified LiveKit tokens."""
+    import asyncio
+
+    import httpx
+    from websockets.asyncio.client import connect
+
+    ws_base = served.url.replace("http://", "ws://")
+
+    async def scenario():
+        async with httpx.AsyncClient(base_url=served.url, trust_env=False, timeout=10) as http:
+            tokens = {}
+            for name in ("alice", "bob"):
+                response = await http.post(
+                    "/api/v1/call-tokens",
+                    json={"id": name, "firstName": name.title()},
+                    headers={"X-API-Key": acme.api_key},
+                )
+                assert response.status_code == 201, response.text
+                tokens[name] = response.json()["token"]
+        async with (
+            connect(f"{ws_base}/ws/videochat", origin=served.url, proxy=None) as alice,
+            connect(
+                f"{ws_base}/ws/videochat?token={tokens['bob']}", origin=served.url, proxy=None
+            ) as bob,
+        ):
+
+            async def frame(ws, kind):
+                while True:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), timeout=5))
+                    if message["type"] == kind:
+                        return message
+
+            def send(ws, kind, data, event_id):
+                message = {"type": kind, "data": data, "event": {"id": event_id, "date": 1}}
+                return ws.send(json.dumps(message))
+
+            assert ok(await frame(bob, "auth"))["user"]["id"] == "bob"
+            await send(alice, "auth", {"token": tokens["alice"]}, "a0")
+            assert (await frame(alice, "auth"))["event"]["id"] == "a0"
+            await send(alice, REQ, {"targetUser": "bob"}, "a1")
+            answer = await frame(alice, REQ)
+            assert answer["event"]["id"] == "a1"
+            rid = ok(answer)["videochatRequestId"]
+            assert ok(await frame(bob, RINGING))["user"]["firstName"] == "Alice"
+            await send(bob, ACCEPT, {"videochatRequestId": rid}, "b1")
+            callee = await frame(bob, ACCEPT)
+            assert callee["event"]["id"] == "b1"
+            caller = await frame(alice, CALLER_ACCEPTED)
+            return ok(caller), ok(callee)
+
+    caller, callee = asyncio.run(scenario())
+    check_payload(caller, livekit, identity="alice", role_owner=True)
+    check_payload(callee, livekit, identity="bob", role_owner=False)
+    assert caller["room"] == callee["room"] and livekit.get_room(caller["room"]) is not None
+    # Both join the LiveKit room with them (the double checks them as livekit-server does).
+    livekit.join(caller["token"])
+    livekit.join(callee["token"])
+    assert {p.identity for p in livekit.participants(caller["room"])} == {"alice", "bob"}
