@@ -379,6 +379,11 @@ class CallUser(models.Model):
         return f"{self.external_id} of tenant {self.tenant_id}"
 
 
+def _call_user_name(user: CallUser) -> str:
+    name = f"{user.profile.get('firstName', '')} {user.profile.get('lastName', '')}".strip()
+    return name or user.external_id
+
+
 class CallSocket(models.Model):
     """One open /ws/videochat socket of a user: presence shared by every web process. A
     process that dies leaves its rows behind; they stop counting once `seen_at` is old."""
@@ -432,6 +437,35 @@ class Call(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "created_at"])]
+
+    @property
+    def caller_name(self) -> str:
+        return _call_user_name(self.caller)
+
+    @property
+    def callee_name(self) -> str:
+        return _call_user_name(self.callee) if self.callee is not None else "—"
+
+    @property
+    def duration_seconds(self) -> int | None:
+        """From the answer to the end (or until now while the call runs); None if unanswered."""
+        if self.answered_at is None:
+            return None
+        from django.utils import timezone
+
+        return int(((self.ended_at or timezone.now()) - self.answered_at).total_seconds())
+
+    @property
+    def duration_display(self) -> str:
+        seconds = self.duration_seconds
+        if seconds is None:
+            return "—"
+        hours, rest = divmod(seconds, 3600)
+        return (
+            f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+            if hours
+            else f"{rest // 60}:{rest % 60:02d}"
+        )
 
 
 class CallMember(models.Model):

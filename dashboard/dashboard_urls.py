@@ -3,7 +3,7 @@ named `dashboard`)."""
 
 from django.urls import path
 
-from .views import branding, overview, rooms, schedule, team
+from .views import branding, calls, overview, rooms, schedule, team
 
 app_name = "dash"
 
@@ -34,6 +34,9 @@ urlpatterns = [
         rooms.participant_stage,
         name="participant-stage",
     ),
+    # direct calls (the videochat handshake)
+    path("calls/", calls.call_list, name="calls"),
+    path("calls/<str:call_id>/", calls.call_detail, name="call"),
     # schedule
     path("schedule/", schedule.schedule, name="schedule"),
     # API keys
