@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -28,6 +29,8 @@ from conferences.api.parsers import too_deep
 from conferences.models import CallUser
 from conferences.services import calls
 from conferences.services.calls import CallError
+
+logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 16 * 1024
 MAX_DEPTH = 8
@@ -76,6 +79,7 @@ class VideochatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.user = None
+        self.auth_sent = False
         self.group: str | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.bucket = Bucket(
@@ -164,6 +168,12 @@ class VideochatConsumer(AsyncWebsocketConsumer):
         except CallError as exc:
             await self._answer(kind, event_id, {}, error(exc.code, exc.message))
             return
+        except Exception:  # e.g. a database error: logged; the socket stays up, nothing changed
+            logger.exception("videochat %s failed", kind)
+            await self._answer(
+                kind, event_id, {}, error(calls.INTERNAL_ERROR, "Something went wrong; try again")
+            )
+            return
         await self._answer(kind, event_id, result, OK)
 
     async def _refuse_flood(self) -> None:
@@ -185,6 +195,7 @@ class VideochatConsumer(AsyncWebsocketConsumer):
         return calls.user_for_token(token=token)
 
     async def _auth(self, data: dict[str, Any], event_id: Any) -> None:
+        self.auth_sent = True  # in time: the deadline is for sockets that never present one
         if self.user is not None:
             await self._answer(
                 "auth", event_id, {}, error(calls.INVALID_DATA, "Already authenticated")
@@ -211,7 +222,7 @@ class VideochatConsumer(AsyncWebsocketConsumer):
 
     async def _auth_deadline(self) -> None:
         await asyncio.sleep(float(getattr(settings, "VIDEOCHAT_AUTH_SECONDS", 10)))
-        if self.user is None:
+        if self.user is None and not self.auth_sent:
             await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def _heartbeat(self) -> None:

@@ -68,6 +68,7 @@ VIDEOCHAT_NOT_FOUND = 1013
 CANNOT_CALL_SELF = 1014
 PLAN_LIMIT = 1015
 MEDIA_UNAVAILABLE = 1016
+INTERNAL_ERROR = 1017
 USER_NOT_FOUND = 1021
 USER_NOT_AVAILABLE = 10011
 
@@ -189,9 +190,8 @@ def user_for_token(*, token: str) -> CallUser | None:
 
 
 def socket_opened(*, user_pk: int, channel_name: str) -> None:
-    CallSocket.objects.update_or_create(
-        channel_name=channel_name, defaults={"user_id": user_pk, "seen_at": timezone.now()}
-    )
+    """One INSERT: a channel name is unique to its socket (and authenticates once)."""
+    CallSocket.objects.create(channel_name=channel_name, user_id=user_pk, seen_at=timezone.now())
 
 
 def socket_seen(*, channel_name: str) -> None:
@@ -305,8 +305,10 @@ def _ring(request: CallRequest) -> None:
     )
 
 
-def _lock_user(caller: CallUser) -> CallUser:
-    user = CallUser.objects.select_for_update().filter(pk=caller.pk).first()
+def _fresh_user(caller: CallUser) -> CallUser:
+    """The caller as stored now. Not locked: only the target's row is, so two users calling
+    each other at the same moment cannot deadlock."""
+    user = CallUser.objects.filter(pk=caller.pk).first()
     if user is None:
         raise CallError(NOT_AUTHENTICATED, "Unknown user; connect with a new call token")
     return user
@@ -317,7 +319,7 @@ def request_direct(*, caller: CallUser, target_id: Any, channel_name: str) -> Ca
     """Ring `target_id` for a new call: the request and its call (ringing) are stored, the
     caller is the call's owner, and the target's sockets ring."""
     now = timezone.now()
-    caller = _lock_user(caller)
+    caller = _fresh_user(caller)
     target = _target(caller.tenant_id, caller, target_id, now)
     call = Call.objects.create(
         tenant_id=caller.tenant_id,
@@ -361,7 +363,7 @@ def _member_call(user: CallUser, call_id: Any) -> Call:
 def invite(*, caller: CallUser, target_id: Any, call_id: Any, channel_name: str) -> CallRequest:
     """A participant of a running call rings a third user into it."""
     now = timezone.now()
-    caller = _lock_user(caller)
+    caller = _fresh_user(caller)
     call = _member_call(caller, call_id)
     target = _target(caller.tenant_id, caller, target_id, now)
     if CallMember.objects.filter(call=call, user=target, left_at__isnull=True).exists():
@@ -526,7 +528,6 @@ def join_payload(*, user: CallUser, call_id: str) -> dict[str, Any]:
     with transaction.atomic():
         call = _member_call(user, call_id)
         member = CallMember.objects.get(call=call, user=user)
-        call.room = Room.objects.get(pk=call.room_id)
         return _payload(call, user, member.role)
 
 
@@ -539,7 +540,6 @@ def merge(*, user: CallUser, call_id: Any, request_id: Any) -> None:
     request = _ringing_request(user, request_id, now)
     if request.target_id != user.pk or request.kind != CallRequest.Kind.DIRECT:
         raise CallError(NOT_ALLOWED, "Only an incoming direct request can be merged")
-    call.room = Room.objects.get(pk=call.room_id)
     _add_member(call, request.caller, Role.PARTICIPANT, now)
     call.save(update_fields=["mode"])
     CallRequest.objects.filter(pk=request.pk).update(
@@ -665,10 +665,11 @@ def session_ended(*, room: Room, now: dt.datetime) -> None:
         status=Call.Status.ENDED, ended_at=now, end_reason="room ended"
     )
     CallMember.objects.filter(call=call, left_at__isnull=True).update(left_at=now)
-    CallRequest.objects.filter(call=call, status=CallRequest.Status.RINGING).update(
-        status=CallRequest.Status.CANCELLED, decided_at=now, reason="videochat ended"
-    )
     call.room = room
+    for request in CallRequest.objects.select_related("call", "caller", "target").filter(
+        call=call, status=CallRequest.Status.RINGING
+    ):  # invitations into the call stop ringing
+        _close_request(request, CallRequest.Status.CANCELLED, "videochat ended")
     duration = int((now - call.answered_at).total_seconds()) if call.answered_at else 0
     _emit("call.ended", call, duration_seconds=duration)
 

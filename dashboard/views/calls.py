@@ -20,7 +20,7 @@ PAGE_SIZE = 25
 @dashboard_view(nav="calls")
 def call_list(request: HttpRequest) -> HttpResponse:
     """Newest first, 25 a page: a COUNT and one page query whatever the number of calls."""
-    paginator = Paginator(call_services.calls_for_tenant(request.dash.tenant), PAGE_SIZE)
+    paginator = Paginator(call_services.calls_for_tenant(request.dash.tenant), PAGE_SIZE)  # type: ignore[attr-defined]
     page = paginator.get_page(request.GET.get("page"))
     return render(request, "dashboard/calls/list.html", {"page": page})
 
@@ -30,7 +30,7 @@ def call_list(request: HttpRequest) -> HttpResponse:
 def call_detail(request: HttpRequest, call_id: str) -> HttpResponse:
     """One call of the current tenant; another tenant's call and a missing one are 404."""
     call = (
-        call_services.calls_for_tenant(request.dash.tenant).filter(call_id=call_id).first()
+        call_services.calls_for_tenant(request.dash.tenant).filter(call_id=call_id).first()  # type: ignore[attr-defined]
         if len(call_id) <= 40
         else None
     )

@@ -91,7 +91,7 @@ class CallTokensView(V1View):
         ttl = data.pop("expires_in")
         if not data.get("avatar3D"):
             data.pop("avatar3D", None)
-        issued = call_services.vouch_user(tenant=request.tenant, profile=data, ttl_seconds=ttl)  # type: ignore[arg-type]
+        issued = call_services.vouch_user(tenant=request.tenant, profile=data, ttl_seconds=ttl)  # type: ignore[arg-type, attr-defined]
         return Response(
             {
                 "token": issued.token,
