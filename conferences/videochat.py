@@ -74,6 +74,26 @@ class Bucket:
         return False
 
 
+# This process's authenticated sockets, refreshed in the database by one heartbeat task per
+# event loop (a crashed process stops refreshing, and its sockets stop counting as present).
+_live: set[str] = set()
+_heartbeat: asyncio.Task[None] | None = None
+
+
+async def _heartbeat_loop() -> None:
+    while _live:
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        await database_sync_to_async(calls.sockets_seen)(channel_names=sorted(_live))
+
+
+def _keep_alive(channel_name: str) -> None:
+    global _heartbeat
+    _live.add(channel_name)
+    loop = asyncio.get_running_loop()
+    if _heartbeat is None or _heartbeat.done() or _heartbeat.get_loop() is not loop:
+        _heartbeat = loop.create_task(_heartbeat_loop())
+
+
 class VideochatConsumer(AsyncWebsocketConsumer):
     user: CallUser | None = None
 
@@ -104,6 +124,7 @@ class VideochatConsumer(AsyncWebsocketConsumer):
         for task in getattr(self, "tasks", []):
             task.cancel()
         if self.group:
+            _live.discard(self.channel_name)
             await self.channel_layer.group_discard(self.group, self.channel_name)
             await database_sync_to_async(calls.socket_closed)(channel_name=self.channel_name)
 
@@ -217,18 +238,13 @@ class VideochatConsumer(AsyncWebsocketConsumer):
         await database_sync_to_async(calls.socket_opened)(
             user_pk=user.pk, channel_name=self.channel_name
         )
-        self.tasks.append(asyncio.ensure_future(self._heartbeat()))
+        _keep_alive(self.channel_name)
         await self._answer(kind, event_id, {"user": calls.simple(user)}, OK)
 
     async def _auth_deadline(self) -> None:
         await asyncio.sleep(float(getattr(settings, "VIDEOCHAT_AUTH_SECONDS", 10)))
         if self.user is None and not self.auth_sent:
             await self.close(code=CLOSE_UNAUTHENTICATED)
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            await database_sync_to_async(calls.socket_seen)(channel_name=self.channel_name)
 
     # --- messages ---------------------------------------------------------------------------
 

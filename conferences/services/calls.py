@@ -194,9 +194,14 @@ def socket_opened(*, user_pk: int, channel_name: str) -> None:
     CallSocket.objects.create(channel_name=channel_name, user_id=user_pk, seen_at=timezone.now())
 
 
-def socket_seen(*, channel_name: str) -> None:
-    """Heartbeat of a live socket: presence older than the window no longer counts."""
-    CallSocket.objects.filter(channel_name=channel_name).update(seen_at=timezone.now())
+def sockets_seen(*, channel_names: list[str]) -> None:
+    """Heartbeat of one process's live sockets (a row not seen within the presence window no
+    longer counts): one UPDATE per 500 sockets, not one per socket."""
+    now = timezone.now()
+    for start in range(0, len(channel_names), 500):
+        CallSocket.objects.filter(channel_name__in=channel_names[start : start + 500]).update(
+            seen_at=now
+        )
 
 
 @transaction.atomic
