@@ -130,6 +130,10 @@ def test_call_tokens_validate_input(acme):
     assert_error(api.post("/api/v1/call-tokens", {"id": "a", "expires_in": 10}), 400,
                  field="expires_in")  # fmt: skip
     assert_error(api.post("/api/v1/call-tokens", raw="{not json"), 400)
+    assert_error(api.post("/api/v1/call-tokens", {"id": "a\x00b"}), 400, field="id")
+    assert_error(
+        api.post("/api/v1/call-tokens", {"id": "a", "avatar3D": {"assetSkins": {"k": "\x00"}}}), 400
+    )
     assert_error(api.post("/api/v1/call-tokens", {"id": "a"}, key="pk_nope_nope"), 401)
 
 
@@ -488,6 +492,7 @@ def test_bad_frames_get_error_envelopes_and_close_nothing(acme, livekit):
             (json.dumps({"type": REQ, "data": [], "event": {"id": "e2"}}), calls.INVALID_DATA),
             (json.dumps({"type": REQ, "data": {}, "event": {"id": "e3"}}), calls.INVALID_DATA),
             (json.dumps({"type": REQ, "data": {"targetUser": 7}}), calls.INVALID_DATA),
+            (json.dumps({"type": REQ, "data": {"targetUser": "a\x00"}}), 1021),
             (json.dumps({"type": ACCEPT, "data": {"videochatRequestId": "vr_nope"}}),
              calls.REQUEST_NOT_FOUND),
             (json.dumps({"type": ACCEPT, "data": {"videochatRequestId": "\x00"}}),

@@ -100,6 +100,11 @@ class UserSimple(TypedDict, total=False):
     companyTitle: str
 
 
+def _usable(value: Any, max_length: int) -> bool:
+    """A non-empty string the database can hold (PostgreSQL refuses NUL) of sane length."""
+    return isinstance(value, str) and 0 < len(value) <= max_length and "\x00" not in value
+
+
 def user_group(user_pk: int) -> str:
     """Every open socket of one end user (phone, laptop, tabs)."""
     return f"videochat-user.{user_pk}"
@@ -266,10 +271,10 @@ def _emit(event: str, call: Call, **data: Any) -> None:
 
 def _target(tenant_id: int, caller: CallUser, target_id: Any, now: dt.datetime) -> CallUser:
     """The tenant's user `target_id`, locked, if it can be rung now (1021 / 10011)."""
-    if not isinstance(target_id, str) or not target_id or len(target_id) > 128:
+    if not _usable(target_id, 128):
         raise CallError(USER_NOT_FOUND, "User not found")
     target = (
-        CallUser.objects.select_for_update()
+        CallUser.objects.select_for_update(of=("self",))
         .filter(tenant_id=tenant_id, external_id=target_id)
         .first()
     )
@@ -349,15 +354,17 @@ def request_direct(*, caller: CallUser, target_id: Any, channel_name: str) -> Ca
 
 def _member_call(user: CallUser, call_id: Any) -> Call:
     """A running call of the user's tenant that the user is in (1013 otherwise)."""
-    if not isinstance(call_id, str) or not call_id or len(call_id) > 40:
+    if not _usable(call_id, 40):
         raise CallError(VIDEOCHAT_NOT_FOUND, "Videochat not found")
     call = (
-        Call.objects.select_for_update()
+        Call.objects.select_for_update(of=("self",))
+        .select_related("room", "tenant")
         .filter(tenant_id=user.tenant_id, call_id=call_id, status=Call.Status.ACTIVE)
         .first()
     )
     if (
         call is None
+        or call.room is None
         or not CallMember.objects.filter(call=call, user=user, left_at__isnull=True).exists()
     ):
         raise CallError(VIDEOCHAT_NOT_FOUND, "Videochat not found")
@@ -448,10 +455,10 @@ def _payload(call: Call, user: CallUser, role: str) -> dict[str, Any]:
 
 def _ringing_request(user: CallUser, request_id: Any, now: dt.datetime) -> CallRequest:
     """The tenant's request `request_id`, locked; 1010 if unknown, 1012 if decided."""
-    if not isinstance(request_id, str) or not request_id or len(request_id) > 40:
+    if not _usable(request_id, 40):
         raise CallError(REQUEST_NOT_FOUND, "Videochat request not found")
     request = (
-        CallRequest.objects.select_for_update()
+        CallRequest.objects.select_for_update(of=("self",))
         .select_related("call", "caller", "target")
         .filter(tenant_id=user.tenant_id, request_id=request_id)
         .first()
@@ -493,7 +500,7 @@ def accept(*, user: CallUser, request_id: Any, channel_name: str) -> dict[str, A
     if request.target_id != user.pk:
         raise CallError(NOT_ALLOWED, "Only the called user may accept this videochat request")
     call = (
-        Call.objects.select_for_update()
+        Call.objects.select_for_update(of=("self",))
         .select_related("tenant", "caller", "callee")
         .get(pk=request.call_id)
     )

@@ -58,6 +58,20 @@ class CallTokenInputSerializer(StrictSerializer):
     companyTitle = _field(
         StrictCharField, "companyTitle", max_length=200, required=False, default=""
     )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        def has_nul(value: Any) -> bool:
+            if isinstance(value, str):
+                return "\x00" in value
+            if isinstance(value, dict):
+                return any(has_nul(k) or has_nul(v) for k, v in value.items())
+            return False
+
+        for name, value in attrs.items():
+            if has_nul(value):
+                raise serializers.ValidationError({name: [f"The '{name}' must not contain NUL"]})
+        return attrs
+
     expires_in = _field(
         StrictIntegerField,
         "expires_in",
