@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,6 +21,7 @@ DEFAULT_TTL = 3600
 MIN_TTL, MAX_TTL = 60, 86400
 
 
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}})
 class SkinsField(serializers.Field):
     """`assetSkins`: a map of variant -> selected skin, both strings."""
 

@@ -86,5 +86,5 @@ def schema_without_slash_aliases(endpoints, **kwargs):
         e
         for e in endpoints
         if e[0].startswith("/api/v1/")
-        and not (e[0].startswith("/api/v1/rooms") and e[0].endswith("/"))
+        and not (e[0].startswith(("/api/v1/rooms", "/api/v1/call-tokens")) and e[0].endswith("/"))
     ]
