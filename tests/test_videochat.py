@@ -687,3 +687,55 @@ def test_a_call_over_a_served_app_with_real_websockets(acme, livekit, served):
     livekit.join(caller["token"])
     livekit.join(callee["token"])
     assert {p.identity for p in livekit.participants(caller["room"])} == {"alice", "bob"}
+
+
+def test_declined_invitation_and_a_call_stopped_through_the_api(acme, livekit):
+    ta, tb, tc = (vouch(acme, n) for n in ("alice", "bob", "carol"))
+
+    async def scenario():
+        alice, bob, carol = Sock(ta), Sock(tb), Sock(tc)
+        for s in (alice, bob, carol):
+            await s.open()
+        rid = ok(await alice.call(REQ, {"targetUser": "bob"}))["videochatRequestId"]
+        first = ok(await bob.call(ACCEPT, {"videochatRequestId": rid}))
+        await alice.next(CALLER_ACCEPTED)
+        invite = ok(await alice.call(INVITE, {"targetUser": "carol",
+                                              "videochatId": first["videochatId"]}))  # fmt: skip
+        invite_id = invite["videochatRequestId"]
+        await carol.next(RINGING)
+        ok(await carol.call(DECLINE, {"videochatRequestId": invite_id}))
+        for s in (alice, carol):
+            assert ok(await s.next(DECLINED)) == {
+                "videochatRequestId": invite_id,
+                "reason": "declined",
+            }
+        assert await bob.nothing(DECLINED, 0.2)  # only the two sides of that ringing
+        # A second invitation rings while the tenant stops the call's room through the API:
+        # the call ends and the invitation stops ringing on both sides.
+        invite_id = ok(await alice.call(INVITE, {"targetUser": "carol",
+                                                 "videochatId": first["videochatId"]}))[
+            "videochatRequestId"
+        ]  # fmt: skip
+        await carol.next(RINGING)
+        from asgiref.sync import sync_to_async
+
+        response = await sync_to_async(Api(acme.api_key).post)(
+            f"/api/v1/rooms/{first['room']}/stop"
+        )
+        assert response.status_code == 200, response.content
+        for s in (alice, carol):
+            declined = ok(await s.next(DECLINED))
+            assert declined == {"videochatRequestId": invite_id, "reason": "videochat ended"}
+        err(await carol.call(ACCEPT, {"videochatRequestId": invite_id}), calls.REQUEST_CLOSED)
+        err(
+            await bob.call(INVITE, {"targetUser": "carol", "videochatId": first["videochatId"]}),
+            calls.VIDEOCHAT_NOT_FOUND,
+        )
+        for s in (alice, bob, carol):
+            await s.close()
+        return first
+
+    first = async_to_sync(scenario)()
+    call = Call.objects.get(call_id=first["videochatId"])
+    assert call.status == Call.Status.ENDED and call.end_reason == "room ended"
+    assert livekit.get_room(first["room"]) is None
