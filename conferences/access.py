@@ -141,7 +141,8 @@ def room_by_public_id(room_id: str) -> Room | None:
     """The room behind a join link (its public id is the credential-free part of the URL)."""
     if not well_formed_room_id(room_id):
         return None
-    return Room.objects.select_related("tenant").filter(room_id=room_id).first()
+    # Rooms behind direct calls are joined only with the handshake's tokens, never by link.
+    return Room.objects.select_related("tenant").listed().filter(room_id=room_id).first()
 
 
 def room_for_join_link(*, room_id: str) -> Room:
@@ -225,6 +226,7 @@ def open_room_named(*, tenant: Tenant, name: str) -> Room | None:
     """The tenant's newest room of that name that has not ended (Interactive Show's rooms)."""
     return (
         Room.objects.for_tenant(tenant)
+        .listed()
         .filter(name=name)
         .exclude(status=Room.Status.COMPLETED)
         .order_by("-pk")

@@ -37,6 +37,10 @@ class RoomQuerySet(models.QuerySet["Room"]):
     def live(self) -> RoomQuerySet:
         return self.filter(live_since__isnull=False)
 
+    def listed(self) -> RoomQuerySet:
+        """Rooms the tenant made: without the rooms behind direct calls (see Call)."""
+        return self.filter(call__isnull=True)
+
 
 class Room(models.Model):
     class RoomType(models.TextChoices):
@@ -469,3 +473,175 @@ class RecordingStorage(models.Model):
     @property
     def uses_s3(self) -> bool:
         return bool(self.bucket and self.access_key and self.secret_encrypted)
+
+
+# --- Direct calls: the videochat handshake (/ws/videochat) ----------------------------------
+
+
+def new_call_id() -> str:
+    return "vc_" + "".join(secrets.choice(ROOM_ID_ALPHABET) for _ in range(16))
+
+
+def new_call_request_id() -> str:
+    return "vr_" + "".join(secrets.choice(ROOM_ID_ALPHABET) for _ in range(16))
+
+
+class CallUser(models.Model):
+    """An end user of a tenant's app, as the tenant's server last vouched for it (call
+    tokens). Scoped to the tenant: the same `external_id` in two tenants is two people."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="call_users")
+    external_id = models.CharField(max_length=128)
+    # The reference's user simple structure, as last vouched (firstName, privacyMode, ...).
+    profile = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "external_id"], name="unique_call_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} of tenant {self.tenant_id}"
+
+
+def _call_user_name(user: CallUser) -> str:
+    name = f"{user.profile.get('firstName', '')} {user.profile.get('lastName', '')}".strip()
+    return name or user.external_id
+
+
+class CallSocket(models.Model):
+    """One open /ws/videochat socket of a user: presence shared by every web process. A
+    process that dies leaves its rows behind; they stop counting once `seen_at` is old."""
+
+    user = models.ForeignKey(CallUser, on_delete=models.CASCADE, related_name="sockets")
+    channel_name = models.CharField(max_length=200, unique=True)
+    connected_at = models.DateTimeField(auto_now_add=True)
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "seen_at"])]
+
+
+class Call(models.Model):
+    """One call: a direct request and, once answered, a Parley room (temporary, hidden from
+    room lists, joinable only with tokens from the handshake) on LiveKit."""
+
+    class Status(models.TextChoices):
+        RINGING = "ringing"
+        ACTIVE = "active"
+        ENDED = "ended"
+        DECLINED = "declined"
+        MISSED = "missed"
+        CANCELLED = "cancelled"
+        MERGED = "merged"
+
+    class Mode(models.TextChoices):
+        VIDEOCHAT = "videochat"
+        CONFERENCE = "conference"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="calls")
+    call_id = models.CharField(max_length=20, unique=True, default=new_call_id)
+    room = models.OneToOneField(
+        Room, null=True, blank=True, on_delete=models.SET_NULL, related_name="call"
+    )
+    caller = models.ForeignKey(CallUser, on_delete=models.CASCADE, related_name="calls_made")
+    callee = models.ForeignKey(
+        CallUser, on_delete=models.CASCADE, related_name="calls_received", null=True
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RINGING)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.VIDEOCHAT)
+    # Per-call key for LiveKit end-to-end encryption, encrypted at rest (accounts.crypto).
+    shared_secret = models.TextField()
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "created_at"])]
+
+    @property
+    def caller_name(self) -> str:
+        return _call_user_name(self.caller)
+
+    @property
+    def callee_name(self) -> str:
+        return _call_user_name(self.callee) if self.callee is not None else "—"
+
+    @property
+    def duration_seconds(self) -> int | None:
+        """From the answer to the end (or until now while the call runs); None if unanswered."""
+        if self.answered_at is None:
+            return None
+        from django.utils import timezone
+
+        return int(((self.ended_at or timezone.now()) - self.answered_at).total_seconds())
+
+    @property
+    def duration_display(self) -> str:
+        seconds = self.duration_seconds
+        if seconds is None:
+            return "—"
+        hours, rest = divmod(seconds, 3600)
+        return (
+            f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+            if hours
+            else f"{rest // 60}:{rest % 60:02d}"
+        )
+
+
+class CallMember(models.Model):
+    """Who is (or was) in which call, with their role (the caller owns it)."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(CallUser, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=12)
+    joined_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["call", "user"], name="unique_call_member"),
+        ]
+
+
+class CallRequest(models.Model):
+    """One ringing: a direct request (a new call) or an invitation into a running call."""
+
+    class Kind(models.TextChoices):
+        DIRECT = "direct"
+        INVITE = "invite"
+
+    class Status(models.TextChoices):
+        RINGING = "ringing"
+        ACCEPTED = "accepted"
+        DECLINED = "declined"
+        EXPIRED = "expired"
+        CANCELLED = "cancelled"
+        MERGED = "merged"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="call_requests")
+    request_id = models.CharField(max_length=20, unique=True, default=new_call_request_id)
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="requests")
+    caller = models.ForeignKey(CallUser, on_delete=models.CASCADE, related_name="+")
+    target = models.ForeignKey(CallUser, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RINGING)
+    # The socket that asked: it gets the caller's payload on accept; closing it cancels.
+    origin_channel = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "expires_at"]),
+            models.Index(fields=["target", "status"]),
+            models.Index(fields=["origin_channel", "status"]),
+        ]

@@ -13,6 +13,7 @@ import random
 from celery import shared_task
 from django.utils import timezone
 
+from conferences.services import calls as call_services
 from conferences.services import rooms as room_services
 from conferences.services import schedule as schedule_services
 from conferences.services.errors import InvalidState, LimitExceeded, Unavailable
@@ -109,3 +110,10 @@ def enforce_recording_retention() -> int:
     from conferences.services import recordings
 
     return recordings.enforce_retention()
+
+
+@shared_task(name="conferences.expire_call_requests", ignore_result=True, time_limit=30)
+def expire_call_requests() -> int:
+    """Direct-call requests nobody answered in time (beat, every second). Each is claimed by
+    a conditional UPDATE, so overlapping runs on several workers tell each side once."""
+    return call_services.expire_due()

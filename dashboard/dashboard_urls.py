@@ -3,7 +3,7 @@ named `dashboard`)."""
 
 from django.urls import path
 
-from .views import branding, overview, recordings, rooms, schedule, team
+from .views import branding, calls, overview, recordings, rooms, schedule, team
 
 app_name = "dash"
 
@@ -46,6 +46,9 @@ urlpatterns = [
         name="recording-stop",
     ),
     path("recordings/storage/", recordings.storage_settings, name="recording-storage"),
+    # direct calls (the videochat handshake)
+    path("calls/", calls.call_list, name="calls"),
+    path("calls/<str:call_id>/", calls.call_detail, name="call"),
     # schedule
     path("schedule/", schedule.schedule, name="schedule"),
     # API keys

@@ -290,6 +290,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": SCHEDULE_TICK_SECONDS,
         "options": {"expires": SCHEDULE_TICK_SECONDS * 5},
     },
+    # Direct calls nobody answered within VIDEOCHAT_RING_SECONDS (conferences.services.calls).
+    "expire-call-requests": {
+        "task": "conferences.expire_call_requests",
+        "schedule": 1.0,
+        "options": {"expires": 5},
+    },
     # Participant-minutes: LiveKit's head counts sampled once a minute (dashboard.usage).
     "meter-usage": {"task": "dashboard.meter_usage", "schedule": 60.0, "options": {"expires": 50}},
 }
@@ -316,6 +322,11 @@ CELERY_BEAT_SCHEDULE["recording-retention"] = {
     "schedule": 3600.0,
     "options": {"expires": 3000},
 }
+# --- Direct calls (/ws/videochat) -----------------------------------------------------------
+VIDEOCHAT_RING_SECONDS = envint("VIDEOCHAT_RING_SECONDS", 45)  # unanswered requests expire
+VIDEOCHAT_AUTH_SECONDS = envint("VIDEOCHAT_AUTH_SECONDS", 10)  # first-frame auth deadline
+VIDEOCHAT_RATE_PER_SECOND = envint("VIDEOCHAT_RATE_PER_SECOND", 10)  # frames per socket
+VIDEOCHAT_BURST = envint("VIDEOCHAT_BURST", 30)
 
 LOGGING = {
     "version": 1,

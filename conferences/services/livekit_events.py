@@ -43,6 +43,9 @@ def apply(notice: livekit.WebhookNotice) -> str:
             room_id=room.room_id,
             data={"identity": notice.identity, "name": notice.name},
         )
+        from .calls import member_left_room  # a direct call ends when it is down to one
+
+        member_left_room(room=room, identity=notice.identity)
         return "left"
     if notice.event == "room_finished":
         if room.live_since is None:

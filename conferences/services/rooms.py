@@ -307,6 +307,9 @@ def _end_session(room: Room, now: datetime, *, on_livekit: bool = True) -> None:
             "updated_at",
         ]
     )
+    from .calls import session_ended  # a direct call backed by this room ends with it
+
+    session_ended(room=room, now=now)
     events.emit_on_commit(
         "room.ended",
         tenant_id=room.tenant_id,

@@ -58,7 +58,7 @@ def room_list(request: DashRequest) -> HttpResponse:
     sort = sort if sort in SORTS else "created"
     order = order if order in ("asc", "desc") else "desc"
 
-    rooms = Room.objects.for_tenant(request.dash.tenant)
+    rooms = Room.objects.for_tenant(request.dash.tenant).listed()
     if q:
         rooms = rooms.filter(Q(name__icontains=q) | Q(room_id=q))
     if status == "live":

@@ -258,7 +258,10 @@ class CallabaView(TenantAPIView):
         room = None
         if _OBJECT_ID.fullmatch(object_id):
             room = (
-                Room.objects.for_tenant(request_tenant(request)).filter(object_id=object_id).first()
+                Room.objects.for_tenant(request_tenant(request))
+                .listed()
+                .filter(object_id=object_id)
+                .first()
             )
         if room is None:
             raise CallabaError(404, "Room not found")
@@ -329,7 +332,7 @@ def _filtered(request: Request, data: dict[str, Any]):
         spec = {}
     if not isinstance(spec, dict):
         raise _bad("filter must be an object")
-    rooms = Room.objects.for_tenant(request_tenant(request))
+    rooms = Room.objects.for_tenant(request_tenant(request)).listed()
     for key, value in spec.items():
         if key not in FILTER_FIELDS:
             raise _bad(
@@ -589,7 +592,7 @@ class PublicView(CallabaView):
         and refuses rooms whose policy only the join page can apply."""
         room = None
         if _OBJECT_ID.fullmatch(object_id):
-            rooms = Room.objects.select_related("tenant")
+            rooms = Room.objects.listed().select_related("tenant")
             tenant = getattr(request, "tenant", None)
             if tenant is not None:
                 rooms = rooms.for_tenant(tenant)

@@ -154,7 +154,7 @@ class JoinView(ShowView):
 
 class RoomsView(ShowView):
     def get(self, request: Request) -> Response:
-        live = list(Room.objects.for_tenant(self.tenant(request)).live().order_by("pk"))
+        live = list(Room.objects.for_tenant(self.tenant(request)).listed().live().order_by("pk"))
         if not live:
             return Response({"rooms": []})
         on_livekit = {r["name"]: r for r in _livekit_rooms([room.livekit_name for room in live])}

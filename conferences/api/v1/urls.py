@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import host, occurrences, recordings, stage, views
+from . import calls, host, occurrences, recordings, stage, views
 
 app_name = "v1"
 
@@ -94,6 +94,9 @@ ROUTES += [
     ),
 ]
 
+# Direct calls: an end user's token for the /ws/videochat handshake.
+ROUTES += [("call-tokens", calls.CallTokensView, "call-tokens")]
+
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v1:schema"), name="docs"),
@@ -120,6 +123,9 @@ def schema_without_slash_aliases(endpoints, **kwargs):
             e[0].startswith("/api/v1/")
             or (e[0].startswith(DOCUMENTED_FACADES) and "{rest}" not in e[0])
         )
-        and not (e[0].startswith(("/api/v1/rooms", "/api/v1/recordings")) and e[0].endswith("/"))
+        and not (
+            e[0].startswith(("/api/v1/rooms", "/api/v1/recordings", "/api/v1/call-tokens"))
+            and e[0].endswith("/")
+        )
         and not e[0].startswith(ALIAS_PREFIX)
     ]

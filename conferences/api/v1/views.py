@@ -108,7 +108,7 @@ class RoomsView(V1View):
         sort = _choice_param(request, "sort", SORTS, "created_at")
         order = _choice_param(request, "order", {"asc", "desc"}, "desc")
 
-        rooms = Room.objects.for_tenant(self.tenant(request))
+        rooms = Room.objects.for_tenant(self.tenant(request)).listed()
         if status:
             rooms = rooms.filter(status=status)
         if room_type:
