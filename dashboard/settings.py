@@ -250,6 +250,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "PREPROCESSING_HOOKS": ["conferences.api.v1.urls.schema_without_slash_aliases"],
+    # One name for the recording layout vocabulary, wherever a serializer offers it.
+    "ENUM_NAME_OVERRIDES": {
+        "RecordingLayoutEnum": ["grid", "speaker", "single-speaker", "grid+chat"],
+    },
 }
 
 # --- Accounts (allauth) -------------------------------------------------------------------
