@@ -17,6 +17,15 @@ def new_room_id() -> str:
     return "".join(secrets.choice(ROOM_ID_ALPHABET) for _ in range(ROOM_ID_LENGTH))
 
 
+MEETING_ID_ALPHABET = string.ascii_lowercase
+
+
+def new_meeting_id() -> str:
+    """A VideoSDK-shaped room id: three groups of four lower-case letters (`abcd-efgh-ijkl`)."""
+    groups = ("".join(secrets.choice(MEETING_ID_ALPHABET) for _ in range(4)) for _ in range(3))
+    return "-".join(groups)
+
+
 def new_host_secret() -> str:
     return secrets.token_urlsafe(24)  # 192 bits
 
@@ -129,12 +138,21 @@ class Room(models.Model):
     # room's events in `webhook_events` also go there, signed and retried like tenant endpoints.
     webhook_url = models.URLField(max_length=500, blank=True)
     webhook_events = models.JSONField(default=list, blank=True)
+    # The room's id in the VideoSDK-compatible API (`roomId`, `abcd-efgh-ijkl`), stable and
+    # unique like room_id; and the caller's own `customRoomId` (unique per tenant when set).
+    meeting_id = models.CharField(max_length=14, unique=True, default=new_meeting_id)
+    custom_room_id = models.CharField(max_length=100, blank=True)
 
     objects = RoomQuerySet.as_manager()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["tenant", "number"], name="unique_room_number"),
+            models.UniqueConstraint(
+                fields=["tenant", "custom_room_id"],
+                condition=~models.Q(custom_room_id=""),
+                name="unique_custom_room_id",
+            ),
         ]
         indexes = [
             models.Index(fields=["tenant", "created_at"]),

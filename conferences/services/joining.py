@@ -35,6 +35,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts import signing_keys
 from accounts.models import Membership, Tenant, User
 from conferences import events, livekit
 from conferences.models import (
@@ -116,6 +117,17 @@ class Unauthorized(ServiceError):
 
 
 @dataclass(frozen=True)
+class Vouched:
+    """A participant token the tenant's own server signed (VideoSDK-style `roomId` +
+    `participantId`): the tenant vouches for this identity in this room, in place of the
+    room's access checks and waiting room; `allow_mod` makes it a host."""
+
+    room_pk: int
+    participant_id: str
+    moderator: bool
+
+
+@dataclass(frozen=True)
 class Visitor:
     """What a browser has proven, as its session and sign-in record it (views build it).
 
@@ -127,6 +139,12 @@ class Visitor:
     email: str = ""
     host_fingerprint: str = ""
     client: str = ""  # client_key() of its address, for per-client limits
+    vouched: Vouched | None = None  # a signed participant token (no session involved)
+
+
+def _vouched_for(room: Room, visitor: Visitor) -> Vouched | None:
+    vouched = visitor.vouched
+    return vouched if vouched is not None and vouched.room_pk == room.pk else None
 
 
 def _keyed(purpose: str, value: str) -> str:
@@ -152,6 +170,7 @@ def _same(a: str, b: str) -> bool:
 
 
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9]{1,32}")
+_MEETING_ID = re.compile(r"[a-z]{4}-[a-z]{4}-[a-z]{4}")  # the VideoSDK-compatible roomId
 _ENTRY_ID = re.compile(r"we_[A-Za-z0-9]{1,32}")
 
 
@@ -162,10 +181,14 @@ def _well_formed(pattern: re.Pattern[str], value: object) -> bool:
 
 
 def room_by_public_id(room_id: str) -> Room | None:
-    """The room behind a join link (its public id is the credential-free part of the URL)."""
+    """The room behind a join link (its public id is the credential-free part of the URL);
+    its VideoSDK-compatible roomId (`abcd-efgh-ijkl`) names it too."""
+    rooms = Room.objects.select_related("tenant")
+    if _well_formed(_MEETING_ID, room_id):
+        return rooms.filter(meeting_id=room_id).first()
     if not _well_formed(_PUBLIC_ID, room_id):
         return None
-    return Room.objects.select_related("tenant").filter(room_id=room_id).first()
+    return rooms.filter(room_id=room_id).first()
 
 
 def host_secret_matches(room: Room, secret: str) -> bool:
@@ -174,7 +197,11 @@ def host_secret_matches(room: Room, secret: str) -> bool:
 
 def host_role(room: Room, visitor: Visitor) -> str | None:
     """The visitor's host role in `room`: HOST for the host link, OWNER for the tenant's
-    members who may change things (not viewers); None for everyone else."""
+    members who may change things (not viewers), and holders of a signed participant token
+    with `allow_mod`; None for everyone else."""
+    vouched = _vouched_for(room, visitor)
+    if vouched is not None and vouched.moderator:
+        return Role.HOST
     if _same(visitor.host_fingerprint, host_fingerprint(room)):
         return Role.HOST
     if visitor.user is not None and visitor.user.is_authenticated:
@@ -276,6 +303,8 @@ def _require_space(room: Room) -> None:
 
 def access_problem(room: Room, visitor: Visitor) -> AccessRequired | None:
     """Why `visitor` may not join `room` under its current policy, or None when it may."""
+    if _vouched_for(room, visitor) is not None:
+        return None  # the tenant's server signed this participant in
     kind = room.access_type
     if kind == Room.AccessType.PUBLIC:
         return None
@@ -559,6 +588,17 @@ def join(*, room: Room, name: str, visitor: Visitor) -> JoinResult:
     access policy, into the lobby when the room has a waiting room, else at once."""
     name = clean_display_name(name)
     room = Room.objects.get(pk=room.pk)
+    vouched = _vouched_for(room, visitor)
+    identity = vouched.participant_id if vouched is not None else None
+    if (
+        vouched is not None
+        and room.status == Room.Status.COMPLETED
+        and room.deactivated_at is None
+        and room.live_since is None
+    ):
+        # A VideoSDK room holds one session after another until it is deactivated: the
+        # tenant's signed token opens the next one, as its API key could.
+        room = room_services.start_room(room=room)
     _require_open(room)
     role = host_role(room, visitor)
     if role is None:
@@ -566,12 +606,45 @@ def join(*, room: Room, name: str, visitor: Visitor) -> JoinResult:
         if problem is not None:
             raise problem
         _require_space(room)
-        if room.waiting_room_enabled:
+        if room.waiting_room_enabled and vouched is None:
             return JoinResult(entry=_enter_lobby(room=room, name=name, visitor=visitor))
         # No role asked: a guest gets the room's default (a viewer in webinar mode).
-        return JoinResult(token=room_services.issue_token(room=room, name=name))
+        return JoinResult(token=room_services.issue_token(room=room, name=name, identity=identity))
     _require_space(room)
-    return JoinResult(token=room_services.issue_token(room=room, name=name, role=role))
+    return JoinResult(
+        token=room_services.issue_token(room=room, name=name, identity=identity, role=role)
+    )
+
+
+def signed_participant(*, room: Room, token: object, client: str = "") -> Visitor:
+    """The visitor a VideoSDK-style participant token proves for `room`: signed with an
+    active signing key of the room's tenant, carrying `roomId` (this room's roomId or
+    room_id) and `participantId`. A missing, forged, expired or revoked token, or one without
+    those claims, is Unauthorized; a token whose roles exclude `rtc` is Forbidden; a valid
+    token of another tenant or for another room is NotFound, as for a room nobody sees."""
+    try:
+        verified = signing_keys.verify_token(token)
+    except signing_keys.TokenRejected as exc:
+        if exc.status == 403:
+            raise Forbidden(exc.message) from None
+        raise Unauthorized(exc.message) from None
+    if verified.room_id is None or verified.participant_id is None:
+        raise Unauthorized("A participant token must carry roomId and participantId claims")
+    if verified.tenant.pk != room.tenant_id or verified.room_id not in (
+        room.meeting_id,
+        room.room_id,
+    ):
+        raise NotFound("Room not found")
+    if verified.roles is not None and "rtc" not in verified.roles:
+        raise Forbidden("The token's roles do not allow joining a room (add 'rtc')")
+    return Visitor(
+        client=client,
+        vouched=Vouched(
+            room_pk=room.pk,
+            participant_id=verified.participant_id,
+            moderator="allow_mod" in verified.permissions,
+        ),
+    )
 
 
 def _count_lobby_request(room: Room, client: str) -> None:
@@ -884,6 +957,19 @@ def remove_participant(*, room: Room, identity: str) -> None:
 def end_room(*, room: Room) -> Room:
     """End the room for everyone (LiveKit disconnects them) and close its lobby."""
     room = room_services.stop_room(room=room)
+    _close_lobby(room)
+    return room
+
+
+@transaction.atomic
+def deactivate_room(*, room: Room) -> Room:
+    """Deactivate the room for good (a live session ends for everyone) and close its lobby."""
+    room = room_services.deactivate_room(room=room)
+    _close_lobby(room)
+    return room
+
+
+def _close_lobby(room: Room) -> None:
     now = timezone.now()
     for entry in _waiting(room).select_for_update():
         entry.status = WaitingEntry.Status.LEFT
@@ -894,7 +980,6 @@ def end_room(*, room: Room) -> Room:
             events.lobby_group(entry.entry_id),
             {"type": "lobby.decided", "entry_id": entry.entry_id},
         )
-    return room
 
 
 def start_room(*, room: Room) -> Room:
