@@ -297,3 +297,10 @@ def test_the_create_that_loses_the_race_returns_the_winner(owner):
     assert room.pk == Room.objects.get(custom_room_id="race").pk
     owner.tenant.refresh_from_db()
     assert owner.tenant.room_seq == 1
+
+
+def test_the_join_page_answers_at_the_room_id_too(sdk_room):
+    page = Client().get(f"/room/{sdk_room.meeting_id}")
+    assert page.status_code == 200
+    assert sdk_room.room_id in page.content.decode()
+    assert Client().get("/room/abcd-abcd-abcd").status_code == 404

@@ -395,3 +395,16 @@ class TestAutoClose:
         room_services.start_room(room=room)
         session = RoomSession.objects.get(room=room)
         assert session.close_at - session.started_at == dt.timedelta(minutes=480)
+
+
+def test_other_content_types_and_methods_answer_in_shape(sdk, pair):
+    response = sdk.client.post(
+        "/v2/rooms",
+        data="customRoomId=x",
+        content_type="text/plain",
+        headers={"Authorization": pair.token()},
+    )
+    assert_videosdk_error(response, 415)
+    response = sdk.client.put("/v2/rooms", headers={"Authorization": pair.token()})
+    assert_videosdk_error(response, 405)
+    assert not Room.objects.exists()
