@@ -332,8 +332,9 @@ class VideoSdkView(TenantAPIView):
             status, message = 400, "Request body is not valid JSON"
         elif isinstance(exc, exceptions.Throttled):
             status, message = 429, "Too many requests: the plan's hourly limit is reached"
-            if exc.wait:
-                headers["Retry-After"] = str(int(exc.wait))
+            wait = getattr(exc, "wait", None)  # set by DRF on Throttled
+            if wait:
+                headers["Retry-After"] = str(int(wait))
         elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
             status, message = 401, "Send your token in the Authorization header, no prefix"
         elif isinstance(exc, exceptions.APIException):
@@ -354,6 +355,11 @@ class VideoSdkView(TenantAPIView):
         if any("\x00" in str(value) for value in kwargs.values()):
             raise VideoSdkError(404, "Room not found")
 
+    def tenant(self, request: Request) -> Tenant:
+        """The caller's tenant, set by VideoSdkAuthentication."""
+        tenant: Tenant = request.tenant  # type: ignore[attr-defined]
+        return tenant
+
     def base_url(self, request: Request) -> str:
         return settings.PUBLIC_BASE_URL or request.build_absolute_uri("/").rstrip("/")
 
@@ -368,13 +374,13 @@ class VideoSdkView(TenantAPIView):
         """The caller's room by roomId; another tenant's room and a missing one are 404."""
         room = None
         if isinstance(room_id, str) and _ROOM_ID.fullmatch(room_id):
-            room = Room.objects.for_tenant(request.tenant).filter(meeting_id=room_id).first()
+            room = Room.objects.for_tenant(self.tenant(request)).filter(meeting_id=room_id).first()
         if room is None:
             raise VideoSdkError(404, "Room not found")
         return room
 
     def answer(self, request: Request, room: Room) -> Response:
-        return Response(room_to_videosdk(room, request.tenant, self.base_url(request)))
+        return Response(room_to_videosdk(room, self.tenant(request), self.base_url(request)))
 
 
 def _page_param(request: Request, name: str, default: int, maximum: int | None) -> int:
@@ -390,13 +396,13 @@ def _page_param(request: Request, name: str, default: int, maximum: int | None) 
 class RoomsView(VideoSdkView):
     def post(self, request: Request) -> Response:
         data = parse_create(self.body(request))
-        room, _created = room_services.create_or_get_room(tenant=request.tenant, data=data)
+        room, _created = room_services.create_or_get_room(tenant=self.tenant(request), data=data)
         return self.answer(request, room)
 
     def get(self, request: Request) -> Response:
         page = _page_param(request, "page", 1, None)
         per_page = _page_param(request, "perPage", 20, PER_PAGE_MAX)
-        rooms = Room.objects.for_tenant(request.tenant)
+        rooms = Room.objects.for_tenant(self.tenant(request))
         # Two queries whatever the page size: COUNT(*) and the page, newest first.
         total = rooms.count()
         start = (page - 1) * per_page
@@ -410,7 +416,7 @@ class RoomsView(VideoSdkView):
                     "lastPage": max(1, math.ceil(total / per_page)),
                     "total": total,
                 },
-                "data": [room_to_videosdk(room, request.tenant, base) for room in found],
+                "data": [room_to_videosdk(room, self.tenant(request), base) for room in found],
             }
         )
 
