@@ -231,6 +231,10 @@ def _body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
 Handler = Callable[..., JsonResponse]
 
 
+# Authorization schemes browsers send on their own: never a participant token.
+AMBIENT_AUTH_SCHEMES = frozenset({"basic", "digest", "negotiate", "ntlm"})
+
+
 def _signed_token(request: HttpRequest) -> str | None:
     """A VideoSDK-style participant token sent as `Authorization: <JWT>` (or with a Bearer
     prefix); None when the request carries no Authorization header."""
@@ -238,6 +242,8 @@ def _signed_token(request: HttpRequest) -> str | None:
     if raw is None:
         return None
     scheme, _, rest = raw.strip().partition(" ")
+    if scheme.lower() in AMBIENT_AUTH_SCHEMES:
+        return None  # a browser's own credentials (e.g. basic auth in front of a staging site)
     return rest.strip() if scheme.lower() == "bearer" else raw.strip()
 
 

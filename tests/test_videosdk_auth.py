@@ -227,6 +227,8 @@ class TestParticipantJoin:
 
     def test_without_a_token_the_csrf_check_still_applies(self, sdk_room):
         assert_error(join(sdk_room, None, '{"name": "Ada"}'), 403, "CSRF_FAILED")
+        # A browser's ambient basic-auth credentials are not a token: still the CSRF check.
+        assert_error(join(sdk_room, "Basic dXNlcjpwYXNz", '{"name": "Ada"}'), 403, "CSRF_FAILED")
 
 
 # --- customRoomId under concurrent creates -----------------------------------------------------
