@@ -193,6 +193,14 @@ class TestParticipantJoin:
         sdk_room.refresh_from_db()
         assert sdk_room.live_since is not None and sdk_room.sessions.count() == 2
 
+    def test_livekit_down_is_503_and_nothing_is_written(self, pair, sdk_room, livekit):
+        livekit.down()
+        token = pair.token(roomId=sdk_room.meeting_id, participantId="p")
+        assert_error(join(sdk_room, token), 503)
+        sdk_room.refresh_from_db()
+        assert sdk_room.live_since is None and not sdk_room.sessions.exists()
+        assert not Participant.objects.exists()
+
     def test_deactivated_room_refuses(self, pair, sdk_room, livekit):
         room_services.deactivate_room(room=sdk_room)
         token = pair.token(roomId=sdk_room.meeting_id, participantId="late")
