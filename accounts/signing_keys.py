@@ -17,6 +17,8 @@ import jwt
 from django.db import transaction
 from django.utils import timezone
 
+from parley.errors import ServiceError
+
 from . import crypto
 from .models import Membership, SigningKey, Tenant
 from .services import LAST_USED_RESOLUTION, AccountError, _require
@@ -36,12 +38,15 @@ class IssuedSigningKey:
     secret: str  # shown once, never again
 
 
-class TokenRejected(Exception):
-    """A token that does not authenticate (401) or does not allow what it is used for (403)."""
+class TokenRejected(ServiceError):
+    """A token that does not authenticate (401) or does not allow what it is used for (403).
+    A service error like every other (parley.errors), so any interface can translate it."""
+
+    status = 401
+    code = "UNAUTHORIZED"
 
     def __init__(self, message: str, *, status: int = 401) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, code="UNAUTHORIZED" if status == 401 else "FORBIDDEN")
         self.status = status
 
 
