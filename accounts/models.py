@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -96,6 +97,41 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+# --- VideoSDK-style signing keys -----------------------------------------------------------
+
+
+def new_signing_key_id() -> str:
+    return str(uuid.uuid4())
+
+
+class SigningKeyQuerySet(models.QuerySet["SigningKey"]):
+    def active(self) -> SigningKeyQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class SigningKey(models.Model):
+    """A VideoSDK-style key pair: the tenant's server signs HS256 JWTs with the secret and
+    names the key by `key_id` (the JWT's `apikey` claim). Verifying needs the secret itself,
+    so it is stored encrypted (accounts.crypto, purpose "videosdk"), never in plain text; it
+    is shown once, when created."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="signing_keys")
+    name = models.CharField(max_length=100)
+    key_id = models.CharField(max_length=36, unique=True, default=new_signing_key_id)
+    secret_encrypted = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SigningKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_id})"
 
 
 # --- Dashboard: invitations and metered usage -------------------------------------------------

@@ -33,6 +33,7 @@ from conferences.services.errors import AccessRequired, Forbidden, NotFound, Una
 ROOM_NOT_FOUND = "Room not found"
 
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9]{1,32}")
+MEETING_ID = re.compile(r"[a-z]{4}-[a-z]{4}-[a-z]{4}")  # the VideoSDK-compatible roomId
 ENTRY_ID = re.compile(r"we_[A-Za-z0-9]{1,32}")
 
 
@@ -74,6 +75,17 @@ def client_key(address: str) -> str:
 
 
 @dataclass(frozen=True)
+class Vouched:
+    """A participant token the tenant's own server signed (VideoSDK-style `roomId` +
+    `participantId`): the tenant vouches for this identity in this room, in place of the
+    room's access checks and waiting room; `allow_mod` makes it a host."""
+
+    room_pk: int
+    participant_id: str
+    moderator: bool
+
+
+@dataclass(frozen=True)
 class Visitor:
     """What a browser has proven, as its session and sign-in record it (views build it).
 
@@ -85,6 +97,13 @@ class Visitor:
     email: str = ""
     host_fingerprint: str = ""
     client: str = ""  # client_key() of its address, for per-client limits
+    vouched: Vouched | None = None  # a signed participant token (no session involved)
+
+
+def vouched_for(room: Room, visitor: Visitor) -> Vouched | None:
+    """The visitor's signed participant token if it is for `room`, else None."""
+    vouched = visitor.vouched
+    return vouched if vouched is not None and vouched.room_pk == room.pk else None
 
 
 def host_secret_matches(room: Room, secret: str) -> bool:
@@ -93,7 +112,11 @@ def host_secret_matches(room: Room, secret: str) -> bool:
 
 def host_role(room: Room, visitor: Visitor) -> str | None:
     """The visitor's host role in `room`: HOST for the host link, OWNER for the tenant's
-    members who may change things (not viewers); None for everyone else."""
+    members who may change things (not viewers), and holders of a signed participant token
+    with `allow_mod`; None for everyone else."""
+    vouched = vouched_for(room, visitor)
+    if vouched is not None and vouched.moderator:
+        return Role.HOST
     if same(visitor.host_fingerprint, host_fingerprint(room)):
         return Role.HOST
     if visitor.user is not None and visitor.user.is_authenticated:
@@ -109,6 +132,8 @@ def host_role(room: Room, visitor: Visitor) -> str | None:
 
 def access_problem(room: Room, visitor: Visitor) -> AccessRequired | None:
     """Why `visitor` may not join `room` under its current policy, or None when it may."""
+    if vouched_for(room, visitor) is not None:
+        return None  # the tenant's server signed this participant in
     kind = room.access_type
     if kind == Room.AccessType.PUBLIC:
         return None
@@ -138,11 +163,15 @@ def access_problem(room: Room, visitor: Visitor) -> AccessRequired | None:
 
 
 def room_by_public_id(room_id: str) -> Room | None:
-    """The room behind a join link (its public id is the credential-free part of the URL)."""
+    """The room behind a join link (its public id is the credential-free part of the URL);
+    its VideoSDK-compatible roomId (`abcd-efgh-ijkl`) names it too. Rooms behind direct calls
+    are joined only with the handshake's tokens, never by link."""
+    rooms = Room.objects.select_related("tenant").listed()
+    if well_formed(MEETING_ID, room_id):
+        return rooms.filter(meeting_id=room_id).first()
     if not well_formed_room_id(room_id):
         return None
-    # Rooms behind direct calls are joined only with the handshake's tokens, never by link.
-    return Room.objects.select_related("tenant").listed().filter(room_id=room_id).first()
+    return rooms.filter(room_id=room_id).first()
 
 
 def room_for_join_link(*, room_id: str) -> Room:

@@ -22,6 +22,15 @@ def new_object_id() -> str:
     return secrets.token_hex(12)
 
 
+MEETING_ID_ALPHABET = string.ascii_lowercase
+
+
+def new_meeting_id() -> str:
+    """A VideoSDK-shaped room id: three groups of four lower-case letters (`abcd-efgh-ijkl`)."""
+    groups = ("".join(secrets.choice(MEETING_ID_ALPHABET) for _ in range(4)) for _ in range(3))
+    return "-".join(groups)
+
+
 def new_host_secret() -> str:
     return secrets.token_urlsafe(24)  # 192 bits
 
@@ -142,12 +151,21 @@ class Room(models.Model):
     object_id = models.CharField(max_length=24, unique=True, default=new_object_id)
     # LiveKit's sid of the room while a session runs (from CreateRoom); "" otherwise.
     livekit_sid = models.CharField(max_length=64, blank=True, default="")
+    # The room's id in the VideoSDK-compatible API (`roomId`, `abcd-efgh-ijkl`), stable and
+    # unique like room_id; and the caller's own `customRoomId` (unique per tenant when set).
+    meeting_id = models.CharField(max_length=14, unique=True, default=new_meeting_id)
+    custom_room_id = models.CharField(max_length=100, blank=True)
 
     objects = RoomQuerySet.as_manager()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["tenant", "number"], name="unique_room_number"),
+            models.UniqueConstraint(
+                fields=["tenant", "custom_room_id"],
+                condition=~models.Q(custom_room_id=""),
+                name="unique_custom_room_id",
+            ),
         ]
         indexes = [
             models.Index(fields=["tenant", "created_at"]),

@@ -233,9 +233,29 @@ def _body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
 Handler = Callable[..., JsonResponse]
 
 
-def room_json(method: str) -> Callable[[Handler], Callable[..., JsonResponse]]:
+# Authorization schemes browsers send on their own: never a participant token.
+AMBIENT_AUTH_SCHEMES = frozenset({"basic", "digest", "negotiate", "ntlm"})
+
+
+def _signed_token(request: HttpRequest) -> str | None:
+    """A VideoSDK-style participant token sent as `Authorization: <JWT>` (or with a Bearer
+    prefix); None when the request carries no Authorization header."""
+    raw = request.headers.get("Authorization")
+    if raw is None:
+        return None
+    scheme, _, rest = raw.strip().partition(" ")
+    if scheme.lower() in AMBIENT_AUTH_SCHEMES:
+        return None  # a browser's own credentials (e.g. basic auth in front of a staging site)
+    return rest.strip() if scheme.lower() == "bearer" else raw.strip()
+
+
+def room_json(
+    method: str, *, signed_token: bool = False
+) -> Callable[[Handler], Callable[..., JsonResponse]]:
     """A JSON endpoint under /room/<room_id>/: method check, CSRF (with a JSON answer), room
-    lookup, JSON body, and service errors translated to the envelope."""
+    lookup, JSON body, and service errors translated to the envelope. With `signed_token`,
+    a request carrying an Authorization header is authorised by that token instead of the
+    session, so the CSRF check (which protects ambient cookies) does not apply to it."""
 
     def decorate(view: Handler) -> Callable[..., JsonResponse]:
         @csrf_exempt  # checked below, so a failure answers JSON rather than an HTML page
@@ -247,7 +267,8 @@ def room_json(method: str) -> Callable[[Handler], Callable[..., JsonResponse]]:
                 )
                 response["Allow"] = method
                 return response
-            if method == "POST" and _csrf_failure(request):
+            token_auth = signed_token and _signed_token(request) is not None
+            if method == "POST" and not token_auth and _csrf_failure(request):
                 return json_error(
                     request,
                     status_code=403,
@@ -277,6 +298,8 @@ def room_json(method: str) -> Callable[[Handler], Callable[..., JsonResponse]]:
                 )
                 if isinstance(exc, LockedOut):
                     response["Retry-After"] = str(exc.retry_after)
+                if isinstance(exc, Unauthorized):
+                    response["WWW-Authenticate"] = 'Bearer realm="room"'
                 return response
 
         return wrapper
@@ -324,8 +347,18 @@ def check_code(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonRe
     return JsonResponse({"ok": True, "email": email})
 
 
-@room_json("POST")
+@room_json("POST", signed_token=True)
 def join(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse:
+    token = _signed_token(request)
+    if token is not None:
+        # A participant token from the tenant's server (VideoSDK-style): no session at all.
+        visitor = access_services.signed_participant(
+            room=room, token=token, client=_client(request)
+        )
+        assert visitor.vouched is not None
+        name = body.get("name", visitor.vouched.participant_id)
+        result = lobby.join(room=room, name=name, visitor=visitor)
+        return _admitted(result)
     # Asking again replaces this browser's earlier place in the queue.
     for entry_id in sessions.entries_for(request.session, room.room_id):
         lobby.leave_lobby(room_id=room.room_id, entry_id=entry_id)
@@ -342,6 +375,10 @@ def join(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse
             },
             status=202,
         )
+    return _admitted(result)
+
+
+def _admitted(result: lobby.JoinResult) -> JsonResponse:
     issued = result.token
     assert issued is not None
     return JsonResponse(

@@ -55,6 +55,13 @@ urlpatterns = [
     path("api-keys/", team.api_keys, name="api-keys"),
     path("api-keys/<str:prefix>/revoke/", team.api_key_revoke, name="api-key-revoke"),
     path("api-keys/<str:prefix>/rename/", team.api_key_rename, name="api-key-rename"),
+    # VideoSDK-style signing keys (JWTs of the /v2 API)
+    path("api-keys/signing/", team.signing_key_create, name="signing-key-create"),
+    path(
+        "api-keys/signing/<str:key_id>/revoke/",
+        team.signing_key_revoke,
+        name="signing-key-revoke",
+    ),
     # members
     path("members/", team.members, name="members"),
     path("members/<int:member_id>/role/", team.member_role, name="member-role"),

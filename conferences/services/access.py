@@ -1,6 +1,8 @@
 """Proving access to a room from a browser: its password, or a one-time code mailed to an
 address on its guest list. Each try is recorded (AccessAttempt) and limited per room and
-client over a sliding ATTEMPT_WINDOW; the views keep the returned proof in the session."""
+client over a sliding ATTEMPT_WINDOW; the views keep the returned proof in the session.
+A participant token the tenant's server signed (VideoSDK-style) proves a visitor without a
+session: `signed_participant`."""
 
 from __future__ import annotations
 
@@ -17,10 +19,20 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import signing_keys
 from conferences import access, selectors
 from conferences.models import AccessAttempt, JoinCode, Room
 
-from .errors import AccessRequired, InvalidInput, InvalidState, LockedOut, WrongCredentials
+from .errors import (
+    AccessRequired,
+    Forbidden,
+    InvalidInput,
+    InvalidState,
+    LockedOut,
+    NotFound,
+    Unauthorized,
+    WrongCredentials,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -254,3 +266,34 @@ def verify_code(*, room: Room, email: object, code: object, client: str) -> str:
     if not on_list:
         raise AccessRequired(f"{email} is not on this room's guest list", code="NOT_ON_GUEST_LIST")
     return email
+
+
+def signed_participant(*, room: Room, token: object, client: str = "") -> access.Visitor:
+    """The visitor a VideoSDK-style participant token proves for `room`: signed with an
+    active signing key of the room's tenant, carrying `roomId` (this room's roomId or
+    room_id) and `participantId`. A missing, forged, expired or revoked token, or one without
+    those claims, is Unauthorized; a token whose roles exclude `rtc` is Forbidden; a valid
+    token of another tenant or for another room is NotFound, as for a room nobody sees."""
+    try:
+        verified = signing_keys.verify_token(token)
+    except signing_keys.TokenRejected as exc:
+        if exc.status == 403:
+            raise Forbidden(exc.message) from None
+        raise Unauthorized(exc.message) from None
+    if verified.room_id is None or verified.participant_id is None:
+        raise Unauthorized("A participant token must carry roomId and participantId claims")
+    if verified.tenant.pk != room.tenant_id or verified.room_id not in (
+        room.meeting_id,
+        room.room_id,
+    ):
+        raise NotFound(access.ROOM_NOT_FOUND)
+    if verified.roles is not None and "rtc" not in verified.roles:
+        raise Forbidden("The token's roles do not allow joining a room (add 'rtc')")
+    return access.Visitor(
+        client=client,
+        vouched=access.Vouched(
+            room_pk=room.pk,
+            participant_id=verified.participant_id,
+            moderator="allow_mod" in verified.permissions,
+        ),
+    )

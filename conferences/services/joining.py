@@ -2,9 +2,10 @@
 
 * `conferences.access`: rooms by credential, visitors' proofs, the access policy;
 * `conferences.selectors`: room state, the waiting room's queue, the stage's reads;
-* `conferences.services.access`: passwords and one-time codes, with their attempt limits;
+* `conferences.services.access`: passwords and one-time codes, with their attempt limits,
+  and signed participant tokens;
 * `conferences.services.lobby`: joining and the waiting room;
-* `conferences.services.moderation`: remove, mute all, disable video, start, end;
+* `conferences.services.moderation`: remove, mute all, disable video, start, end, deactivate;
 * `conferences.services.stage`: the stage, including guests' own actions.
 
 Only names are re-exported here, for code written against this module; new code imports
@@ -18,6 +19,7 @@ from __future__ import annotations
 from conferences import selectors
 from conferences.access import (
     Visitor,
+    Vouched,
     access_problem,
     client_key,
     host_fingerprint,
@@ -51,6 +53,7 @@ from .access import (
     MAX_WRONG_PASSWORDS,
     normalize_email,
     request_code,
+    signed_participant,
     verify_code,
     verify_password,
 )
@@ -82,7 +85,14 @@ from .lobby import (
     reject,
     token_for_entry,
 )
-from .moderation import disable_video, end_room, mute_all, remove_participant, start_room
+from .moderation import (
+    deactivate_room,
+    disable_video,
+    end_room,
+    mute_all,
+    remove_participant,
+    start_room,
+)
 from .stage import STAGE_ACTIONS_PER_MINUTE, count_stage_action
 
 

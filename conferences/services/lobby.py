@@ -63,9 +63,22 @@ class JoinResult:
 
 def join(*, room: Room, name: object, visitor: Visitor) -> JoinResult:
     """Let a browser into `room`: hosts at once with their host role; others after the
-    access policy, into the lobby when the room has a waiting room, else at once."""
+    access policy, into the lobby when the room has a waiting room, else at once. A visitor
+    the tenant's server vouched for (a signed participant token) joins with that identity,
+    skips the waiting room, and reopens an ended (not deactivated) room."""
     name = clean_display_name(name)
     room = Room.objects.get(pk=room.pk)
+    vouched = access.vouched_for(room, visitor)
+    identity = vouched.participant_id if vouched is not None else None
+    if (
+        vouched is not None
+        and room.status == Room.Status.COMPLETED
+        and room.deactivated_at is None
+        and room.live_since is None
+    ):
+        # A VideoSDK room holds one session after another until it is deactivated: the
+        # tenant's signed token opens the next one, as its API key could.
+        room = room_services.start_room(room=room)
     selectors.require_open(room)
     role = access.host_role(room, visitor)
     if role is None:
@@ -73,12 +86,14 @@ def join(*, room: Room, name: object, visitor: Visitor) -> JoinResult:
         if problem is not None:
             raise problem
         selectors.require_space(room)
-        if room.waiting_room_enabled:
+        if room.waiting_room_enabled and vouched is None:
             return JoinResult(entry=_enter_lobby(room=room, name=name, visitor=visitor))
         # No role asked: a guest gets the room's default (a viewer in webinar mode).
-        return JoinResult(token=room_services.issue_token(room=room, name=name))
+        return JoinResult(token=room_services.issue_token(room=room, name=name, identity=identity))
     selectors.require_space(room)
-    return JoinResult(token=room_services.issue_token(room=room, name=name, role=role))
+    return JoinResult(
+        token=room_services.issue_token(room=room, name=name, identity=identity, role=role)
+    )
 
 
 def _count_lobby_request(room: Room, client: str) -> None:

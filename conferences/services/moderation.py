@@ -1,5 +1,6 @@
 """Host actions on a room's people: remove one, mute every microphone, turn off every camera;
-and the room-wide ones the host pages offer (start now, end for everyone).
+and the room-wide ones the host pages offer (start now, end for everyone), and deactivation
+(the VideoSDK facade's `rooms/deactivate`).
 
 One service per operation, called by every route (v1, host API, dashboard, the host socket,
 the Interactive Show facade). The room's `host_controls` switches bind hosts: the holder of
@@ -105,6 +106,12 @@ def disable_video(*, room: Room) -> int:
 def end_room(*, room: Room) -> Room:
     """End the room for everyone: `rooms.stop_room` (LiveKit room deleted, lobby closed)."""
     return room_services.stop_room(room=room)
+
+
+def deactivate_room(*, room: Room) -> Room:
+    """Deactivate the room for good: `rooms.deactivate_room` (a live session ends for
+    everyone, lobby closed, no session may start again)."""
+    return room_services.deactivate_room(room=room)
 
 
 def start_room(*, room: Room) -> Room:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.hashers import make_password
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -56,6 +56,15 @@ SETTINGS_FIELDS = (
     "audio_only_mode custom_logo_url timezone join_before_minutes allow_webinar_mode max_speakers "
     "recording_layout"
 ).split()
+# Set by the compatibility facades (VideoSDK customRoomId, per-room webhook, automatic
+# recording options and HLS), in the shared vocabulary of conferences.models.Room.
+SETTINGS_FIELDS += [
+    "custom_room_id",
+    "webhook_url",
+    "webhook_events",
+    "recording_options",
+    "hls_options",
+]
 
 
 def _apply(room: Room, data: dict[str, Any]) -> None:
@@ -99,6 +108,8 @@ def create_room(*, tenant: Tenant, data: dict[str, Any]) -> Room:
         **DEFAULTS,
     )
     _apply(room, data)
+    if not room.name:  # facades whose rooms have no name (VideoSDK): its public meeting id
+        room.name = room.meeting_id
     room.status = (
         Room.Status.SCHEDULED if room.room_type == Room.RoomType.SCHEDULED else Room.Status.ACTIVE
     )
@@ -109,6 +120,28 @@ def create_room(*, tenant: Tenant, data: dict[str, Any]) -> Room:
         "room.created", tenant_id=tenant.pk, room_id=room.room_id, data={"name": room.name}
     )
     return room
+
+
+def create_or_get_room(*, tenant: Tenant, data: dict[str, Any]) -> tuple[Room, bool]:
+    """`create_room`, idempotent on `data["custom_room_id"]`: the tenant's room with that id
+    if it exists (created False), else a new one (created True). Two concurrent calls with
+    the same id make one room: the (tenant, custom_room_id) unique constraint refuses the
+    second insert, whose savepoint is rolled back, and the winner's room is returned."""
+    custom_room_id = data.get("custom_room_id") or ""
+    if not custom_room_id:
+        return create_room(tenant=tenant, data=data), True
+    rooms = Room.objects.for_tenant(tenant).filter(custom_room_id=custom_room_id)
+    existing = rooms.first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            return create_room(tenant=tenant, data=data), True
+    except IntegrityError:
+        existing = rooms.first()
+        if existing is None:
+            raise
+        return existing, False
 
 
 def _schedule(room: Room, data: dict[str, Any], *, replace: bool) -> None:
@@ -264,7 +297,19 @@ def _livekit_delete(room: Room) -> None:
     livekit.delete_room(name=room.livekit_name)
 
 
-def _end_session(room: Room, now: datetime, *, on_livekit: bool = True) -> None:
+def _deactivate(room: Room, now: datetime) -> None:
+    """Room is locked by the caller: no session may start in it again (its future
+    occurrences are cancelled, its schedule closed). The caller saves the room."""
+    room.deactivated_at = now
+    Occurrence.objects.filter(room=room, status=Occurrence.Status.SCHEDULED).update(
+        status=Occurrence.Status.CANCELLED
+    )
+    Schedule.objects.filter(room=room).update(open_ended=False, generated_until=now)
+
+
+def _end_session(
+    room: Room, now: datetime, *, on_livekit: bool = True, deactivate: bool = False
+) -> None:
     """Room is locked by the caller: close it on LiveKit (first: a failure writes nothing),
     then end its session and occurrence, deactivate if so configured, settle its status.
     Its recordings and streams are stopped first."""
@@ -283,12 +328,8 @@ def _end_session(room: Room, now: datetime, *, on_livekit: bool = True) -> None:
     room.live_since = None
     room.livekit_sid = ""
     room.ended_at = now
-    if room.auto_close_type == "session-end-and-deactivate":
-        room.deactivated_at = now
-        Occurrence.objects.filter(room=room, status=Occurrence.Status.SCHEDULED).update(
-            status=Occurrence.Status.CANCELLED
-        )
-        Schedule.objects.filter(room=room).update(open_ended=False, generated_until=now)
+    if deactivate or room.auto_close_type == "session-end-and-deactivate":
+        _deactivate(room, now)
     if (
         room.deactivated_at is None
         and room.room_type == Room.RoomType.SCHEDULED
@@ -329,6 +370,34 @@ def stop_room(*, room: Room) -> Room:
     if room.live_since is None and room.status == Room.Status.COMPLETED:
         raise InvalidState("The room has already ended", code="ROOM_ALREADY_ENDED")
     _end_session(room, timezone.now())
+    lobby.close(room=room)
+    return room
+
+
+@transaction.atomic
+def deactivate_room(*, room: Room) -> Room:
+    """Deactivate the room for good (VideoSDK `rooms/deactivate`): a live session is ended
+    for everyone first, exactly as auto-close's session-end-and-deactivate does (503 and
+    nothing written if LiveKit is down); joins and starts are refused from then on; as
+    with stop_room, everyone still in its waiting room leaves the queue. Idempotent."""
+    from . import lobby  # lobby issues tokens through this module
+
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    if room.deactivated_at is not None:
+        return room
+    now = timezone.now()
+    if room.live_since is not None:
+        _end_session(room, now, deactivate=True)
+    else:
+        _deactivate(room, now)
+        room.status = Room.Status.COMPLETED
+        room.save(update_fields=["status", "deactivated_at", "updated_at"])
+        events.emit_on_commit(
+            "room.updated",
+            tenant_id=room.tenant_id,
+            room_id=room.room_id,
+            data={"deactivated": True},
+        )
     lobby.close(room=room)
     return room
 

@@ -10,7 +10,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import services as account_services
-from accounts.models import ApiKey, Invitation, Membership
+from accounts import signing_keys
+from accounts.models import ApiKey, Invitation, Membership, SigningKey
 
 from ..forms import (
     ROLE_CHOICES,
@@ -40,15 +41,31 @@ def _form_error(form, exc: account_services.AccountError) -> None:  # type: igno
 # --- API keys -----------------------------------------------------------------------------------
 
 
-def _keys_page(request: DashRequest, form: ApiKeyForm, *, issued=None, status: int = 200):  # type: ignore[no-untyped-def]
+def _keys_page(  # type: ignore[no-untyped-def]
+    request: DashRequest,
+    form: ApiKeyForm,
+    *,
+    issued=None,
+    status: int = 200,
+    signing_form: ApiKeyForm | None = None,
+    issued_signing: signing_keys.IssuedSigningKey | None = None,
+):
     keys = list(ApiKey.objects.filter(tenant=request.dash.tenant).order_by("-created_at"))
+    pairs = list(SigningKey.objects.filter(tenant=request.dash.tenant).order_by("-created_at"))
     response = render(
         request,
         "dashboard/api_keys.html",
-        {"keys": keys, "form": form, "issued": issued},
+        {
+            "keys": keys,
+            "form": form,
+            "issued": issued,
+            "signing_keys": pairs,
+            "signing_form": signing_form or ApiKeyForm(prefix="signing"),
+            "issued_signing": issued_signing,
+        },
         status=status,
     )
-    if issued is not None:
+    if issued is not None or issued_signing is not None:
         response["Cache-Control"] = "no-store"  # the page holds the secret
     return response
 
@@ -109,6 +126,47 @@ def api_key_rename(request: DashRequest, prefix: str) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, "Key renamed.")
+    return redirect("dash:api-keys")
+
+
+# --- VideoSDK-style signing keys (the /v2 API's JWTs) -----------------------------------------
+
+
+@require_POST
+@dashboard_view(write=Role.ADMIN, nav="keys")
+def signing_key_create(request: DashRequest) -> HttpResponse:
+    """Create a key pair; its secret is shown on this response only."""
+    form = ApiKeyForm(request.POST, prefix="signing")
+    if form.is_valid():
+        try:
+            issued = signing_keys.issue_signing_key(
+                actor=request.dash.membership, name=form.cleaned_data["name"]
+            )
+        except account_services.NotAllowed as exc:
+            raise forbid(exc) from None
+        except account_services.AccountError as exc:
+            _form_error(form, exc)
+        else:
+            return _keys_page(request, ApiKeyForm(), issued_signing=issued)
+    return _keys_page(request, ApiKeyForm(), signing_form=form, status=400)
+
+
+@require_POST
+@dashboard_view(write=Role.ADMIN)
+def signing_key_revoke(request: DashRequest, key_id: str) -> HttpResponse:
+    key = SigningKey.objects.filter(tenant=request.dash.tenant, key_id=key_id).first()
+    if key is None:
+        raise Http404("No such key")
+    if not confirmed(request):
+        return confirm_page(
+            request,
+            title=f"Revoke the signing key “{key.name}”?",
+            message="Tokens signed with it fail at once. This cannot be undone.",
+            action_label="Revoke the key",
+            cancel_url=reverse("dash:api-keys"),
+        )
+    signing_keys.revoke_signing_key(actor=request.dash.membership, key=key)
+    messages.success(request, f"Signing key “{key.name}” revoked.")
     return redirect("dash:api-keys")
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import callaba
+from . import callaba, videosdk
 from . import interactive_show as show
 
 urlpatterns = [
@@ -29,6 +29,19 @@ urlpatterns = [
     ),
     path("api/rooms/<str:room_name>/hand-raise", show.HandRaiseView.as_view(), name="show-hand"),
     re_path(r"^api/rooms/(?P<rest>.*)$", show.not_found),
+    # VideoSDK-compatible rooms API (reference/videosdk-create-room.txt), with or without
+    # a trailing slash.
+    re_path(r"^v2/rooms/?$", videosdk.RoomsView.as_view(), name="videosdk-rooms"),
+    re_path(
+        r"^v2/rooms/validate/(?P<room_id>[^/]+)/?$",
+        videosdk.ValidateView.as_view(),
+        name="videosdk-validate",
+    ),
+    re_path(
+        r"^v2/rooms/deactivate/?$", videosdk.DeactivateView.as_view(), name="videosdk-deactivate"
+    ),
+    re_path(r"^v2/rooms/(?P<room_id>[^/]+)/?$", videosdk.RoomView.as_view(), name="videosdk-room"),
+    re_path(r"^v2/(?P<rest>.*)$", videosdk.NotFoundView.as_view()),
 ]
 
 # Callaba Engine video calls (reference/callaba-video-calls.txt).
