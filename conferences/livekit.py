@@ -350,6 +350,12 @@ class WebhookNotice:
     identity: str
     name: str
     event_id: str
+    # For attendance: when LiveKit created the event (unix seconds), the participant's sid
+    # and join time (unix seconds, millisecond precision), the room's sid.
+    created_at: int = 0
+    participant_sid: str = ""
+    joined_at: float = 0.0
+    room_sid: str = ""
 
 
 def receive_webhook(*, body: bytes, authorization: str) -> WebhookNotice:
@@ -368,4 +374,12 @@ def receive_webhook(*, body: bytes, authorization: str) -> WebhookNotice:
         identity=event.participant.identity,
         name=event.participant.name,
         event_id=event.id,
+        created_at=int(event.created_at),
+        participant_sid=event.participant.sid,
+        joined_at=(
+            event.participant.joined_at_ms / 1000
+            if event.participant.joined_at_ms
+            else float(event.participant.joined_at)
+        ),
+        room_sid=event.room.sid,
     )
