@@ -355,7 +355,6 @@ class Participant(models.Model):
 # --- Events out: outbound webhooks (transactional outbox) and attendance from LiveKit ------
 
 
-
 def new_endpoint_id() -> str:
     return "wh_" + "".join(secrets.choice(ROOM_ID_ALPHABET) for _ in range(16))
 

@@ -16,136 +16,291 @@ def distinct_session_ids(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_dashboard'),
-        ('conferences', '0005_room_recording_and_webhook_settings'),
+        ("accounts", "0003_dashboard"),
+        ("conferences", "0005_room_recording_and_webhook_settings"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LiveKitWebhookReceipt',
+            name="LiveKitWebhookReceipt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.CharField(max_length=64, unique=True)),
-                ('event', models.CharField(max_length=40)),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("event_id", models.CharField(max_length=64, unique=True)),
+                ("event", models.CharField(max_length=40)),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.AddField(
-            model_name='roomsession',
-            name='livekit_sid',
+            model_name="roomsession",
+            name="livekit_sid",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddField(
-            model_name='roomsession',
-            name='session_id',
-            field=models.CharField(db_index=True, default=conferences.models.new_session_id, max_length=20),
+            model_name="roomsession",
+            name="session_id",
+            field=models.CharField(
+                db_index=True, default=conferences.models.new_session_id, max_length=20
+            ),
         ),
         migrations.RunPython(distinct_session_ids, migrations.RunPython.noop),
         migrations.CreateModel(
-            name='WebhookEndpoint',
+            name="WebhookEndpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('endpoint_id', models.CharField(default=conferences.models.new_endpoint_id, max_length=20, unique=True)),
-                ('url', models.URLField(max_length=500)),
-                ('events', models.JSONField(default=list, help_text="subscribed event types; ['*']: all")),
-                ('description', models.CharField(blank=True, max_length=200)),
-                ('secret_encrypted', models.TextField()),
-                ('previous_secret_encrypted', models.TextField(blank=True)),
-                ('previous_secret_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('enabled', models.BooleanField(default=True)),
-                ('disabled_at', models.DateTimeField(blank=True, null=True)),
-                ('disabled_reason', models.CharField(blank=True, max_length=200)),
-                ('failing_since', models.DateTimeField(blank=True, null=True)),
-                ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('room', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='webhook_endpoints', to='conferences.room')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='webhook_endpoints', to='accounts.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "endpoint_id",
+                    models.CharField(
+                        default=conferences.models.new_endpoint_id, max_length=20, unique=True
+                    ),
+                ),
+                ("url", models.URLField(max_length=500)),
+                (
+                    "events",
+                    models.JSONField(default=list, help_text="subscribed event types; ['*']: all"),
+                ),
+                ("description", models.CharField(blank=True, max_length=200)),
+                ("secret_encrypted", models.TextField()),
+                ("previous_secret_encrypted", models.TextField(blank=True)),
+                ("previous_secret_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("enabled", models.BooleanField(default=True)),
+                ("disabled_at", models.DateTimeField(blank=True, null=True)),
+                ("disabled_reason", models.CharField(blank=True, max_length=200)),
+                ("failing_since", models.DateTimeField(blank=True, null=True)),
+                ("lease_until", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "room",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="webhook_endpoints",
+                        to="conferences.room",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="webhook_endpoints",
+                        to="accounts.tenant",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='WebhookEvent',
+            name="WebhookEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.CharField(default=conferences.models.new_event_id, max_length=24, unique=True)),
-                ('type', models.CharField(max_length=64)),
-                ('room_id', models.CharField(blank=True, max_length=12)),
-                ('payload', models.JSONField()),
-                ('created_at', models.DateTimeField()),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='webhook_events', to='accounts.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "event_id",
+                    models.CharField(
+                        default=conferences.models.new_event_id, max_length=24, unique=True
+                    ),
+                ),
+                ("type", models.CharField(max_length=64)),
+                ("room_id", models.CharField(blank=True, max_length=12)),
+                ("payload", models.JSONField()),
+                ("created_at", models.DateTimeField()),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="webhook_events",
+                        to="accounts.tenant",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='WebhookDelivery',
+            name="WebhookDelivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('delivery_id', models.CharField(default=conferences.models.new_delivery_id, max_length=24, unique=True)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='pending', max_length=10)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('event_created_at', models.DateTimeField()),
-                ('next_attempt_at', models.DateTimeField()),
-                ('first_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('last_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('last_status_code', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('endpoint', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='conferences.webhookendpoint')),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='conferences.webhookevent')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "delivery_id",
+                    models.CharField(
+                        default=conferences.models.new_delivery_id, max_length=24, unique=True
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("event_created_at", models.DateTimeField()),
+                ("next_attempt_at", models.DateTimeField()),
+                ("first_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("last_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("last_status_code", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "endpoint",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="conferences.webhookendpoint",
+                    ),
+                ),
+                (
+                    "event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="conferences.webhookevent",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Attendance',
+            name="Attendance",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('participant_sid', models.CharField(max_length=64)),
-                ('identity', models.CharField(max_length=128)),
-                ('name', models.CharField(blank=True, max_length=100)),
-                ('joined_at', models.DateTimeField()),
-                ('left_at', models.DateTimeField(blank=True, null=True)),
-                ('left_by', models.CharField(blank=True, choices=[('left', 'Left'), ('aborted', 'Aborted'), ('session-ended', 'Session Ended'), ('reconciled', 'Reconciled')], max_length=14)),
-                ('session', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attendances', to='conferences.roomsession')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attendances', to='accounts.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("participant_sid", models.CharField(max_length=64)),
+                ("identity", models.CharField(max_length=128)),
+                ("name", models.CharField(blank=True, max_length=100)),
+                ("joined_at", models.DateTimeField()),
+                ("left_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "left_by",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("left", "Left"),
+                            ("aborted", "Aborted"),
+                            ("session-ended", "Session Ended"),
+                            ("reconciled", "Reconciled"),
+                        ],
+                        max_length=14,
+                    ),
+                ),
+                (
+                    "session",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attendances",
+                        to="conferences.roomsession",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attendances",
+                        to="accounts.tenant",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['tenant', 'joined_at'], name='conferences_tenant__c25285_idx'), models.Index(fields=['session', 'joined_at'], name='conferences_session_867bdb_idx'), models.Index(fields=['left_at'], name='conferences_left_at_e66882_idx')],
-                'constraints': [models.UniqueConstraint(fields=('session', 'participant_sid'), name='unique_attendance_per_sid')],
+                "indexes": [
+                    models.Index(
+                        fields=["tenant", "joined_at"], name="conferences_tenant__c25285_idx"
+                    ),
+                    models.Index(
+                        fields=["session", "joined_at"], name="conferences_session_867bdb_idx"
+                    ),
+                    models.Index(fields=["left_at"], name="conferences_left_at_e66882_idx"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("session", "participant_sid"), name="unique_attendance_per_sid"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='WebhookAttempt',
+            name="WebhookAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField()),
-                ('status_code', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('latency_ms', models.PositiveIntegerField(default=0)),
-                ('response_excerpt', models.TextField(blank=True)),
-                ('error', models.CharField(blank=True, max_length=200)),
-                ('delivery', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempt_log', to='conferences.webhookdelivery')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField()),
+                ("status_code", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("latency_ms", models.PositiveIntegerField(default=0)),
+                ("response_excerpt", models.TextField(blank=True)),
+                ("error", models.CharField(blank=True, max_length=200)),
+                (
+                    "delivery",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempt_log",
+                        to="conferences.webhookdelivery",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['delivery', 'at'], name='conferences_deliver_fe23da_idx')],
+                "indexes": [
+                    models.Index(fields=["delivery", "at"], name="conferences_deliver_fe23da_idx")
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='webhookendpoint',
-            index=models.Index(fields=['tenant', 'created_at'], name='conferences_tenant__7a1298_idx'),
+            model_name="webhookendpoint",
+            index=models.Index(
+                fields=["tenant", "created_at"], name="conferences_tenant__7a1298_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='webhookevent',
-            index=models.Index(fields=['tenant', 'created_at'], name='conferences_tenant__78d96f_idx'),
+            model_name="webhookevent",
+            index=models.Index(
+                fields=["tenant", "created_at"], name="conferences_tenant__78d96f_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(fields=['endpoint', 'status', 'event_created_at'], name='conferences_endpoin_9704aa_idx'),
+            model_name="webhookdelivery",
+            index=models.Index(
+                fields=["endpoint", "status", "event_created_at"],
+                name="conferences_endpoin_9704aa_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(fields=['status', 'next_attempt_at'], name='conferences_status_1957e8_idx'),
+            model_name="webhookdelivery",
+            index=models.Index(
+                fields=["status", "next_attempt_at"], name="conferences_status_1957e8_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='webhookdelivery',
-            constraint=models.UniqueConstraint(fields=('endpoint', 'event'), name='unique_delivery'),
+            model_name="webhookdelivery",
+            constraint=models.UniqueConstraint(
+                fields=("endpoint", "event"), name="unique_delivery"
+            ),
         ),
     ]

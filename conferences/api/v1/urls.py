@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import host, occurrences, stage, views
+from . import host, occurrences, stage, views, webhooks
 
 app_name = "v1"
 
@@ -64,6 +64,29 @@ ROUTES += [
     (f"{_P}/<str:identity>/demote", stage.DemoteView, "participant-demote"),
 ]
 
+# Outbound webhooks, sessions and attendance, usage.
+_W = "webhooks/<str:endpoint_id>"
+ROUTES += [
+    ("webhooks", webhooks.WebhooksView, "webhooks"),
+    (_W, webhooks.WebhookDetailView, "webhook"),
+    (f"{_W}/rotate", webhooks.WebhookRotateView, "webhook-rotate"),
+    (f"{_W}/test", webhooks.WebhookTestView, "webhook-test"),
+    (f"{_W}/replay", webhooks.WebhookReplayView, "webhook-replay"),
+    (f"{_W}/deliveries", webhooks.WebhookDeliveriesView, "webhook-deliveries"),
+    (
+        f"{_W}/deliveries/<str:delivery_id>/replay",
+        webhooks.DeliveryReplayView,
+        "webhook-delivery-replay",
+    ),
+    ("rooms/<str:room_id>/sessions", webhooks.RoomSessionsView, "sessions"),
+    (
+        "rooms/<str:room_id>/sessions/<str:session_id>/attendance",
+        webhooks.SessionAttendanceView,
+        "session-attendance",
+    ),
+    ("usage", webhooks.UsageView, "usage"),
+]
+
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v1:schema"), name="docs"),
@@ -83,5 +106,8 @@ def schema_without_slash_aliases(endpoints, **kwargs):
         e
         for e in endpoints
         if e[0].startswith("/api/v1/")
-        and not (e[0].startswith("/api/v1/rooms") and e[0].endswith("/"))
+        and not (
+            e[0].startswith(("/api/v1/rooms", "/api/v1/webhooks", "/api/v1/usage"))
+            and e[0].endswith("/")
+        )
     ]
