@@ -12,6 +12,7 @@ from typing import Any
 from django.db.models import Count, Prefetch
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -112,6 +113,7 @@ class WebhooksView(WebhookView):
             OpenApiParameter("limit", int, description="1-100, default 50"),
             OpenApiParameter("offset", int, description="default 0"),
         ],
+        responses=OpenApiTypes.OBJECT,
     )
     def get(self, request: Request) -> Response:
         limit = _int_param(request, "limit", 50, 1, 100)
@@ -131,7 +133,9 @@ class WebhooksView(WebhookView):
             }
         )
 
-    @extend_schema(operation_id="create_webhook")
+    @extend_schema(
+        operation_id="create_webhook", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT
+    )
     def post(self, request: Request) -> Response:
         data = _body(self, request)
         unknown = set(data) - {"url", "events", "description"}
@@ -148,17 +152,19 @@ class WebhooksView(WebhookView):
 
 
 class WebhookDetailView(WebhookView):
-    @extend_schema(operation_id="get_webhook")
+    @extend_schema(operation_id="get_webhook", responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, endpoint_id: str) -> Response:
         return Response(endpoint_to_dict(self.get_endpoint(request, endpoint_id)))
 
-    @extend_schema(operation_id="update_webhook")
+    @extend_schema(
+        operation_id="update_webhook", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT
+    )
     def patch(self, request: Request, endpoint_id: str) -> Response:
         endpoint = self.get_endpoint(request, endpoint_id)
         endpoint = webhook_services.update_endpoint(endpoint=endpoint, data=_body(self, request))
         return Response(endpoint_to_dict(endpoint))
 
-    @extend_schema(operation_id="delete_webhook")
+    @extend_schema(operation_id="delete_webhook", request=None, responses=OpenApiTypes.OBJECT)
     def delete(self, request: Request, endpoint_id: str) -> Response:
         endpoint = self.get_endpoint(request, endpoint_id)
         webhook_services.delete_endpoint(endpoint=endpoint)
@@ -168,7 +174,9 @@ class WebhookDetailView(WebhookView):
 class WebhookRotateView(WebhookView):
     """A new signing secret, shown once; the old one keeps signing for 24 hours."""
 
-    @extend_schema(operation_id="rotate_webhook_secret", request=None)
+    @extend_schema(
+        operation_id="rotate_webhook_secret", request=None, responses=OpenApiTypes.OBJECT
+    )
     def post(self, request: Request, endpoint_id: str) -> Response:
         issued = webhook_services.rotate_secret(endpoint=self.get_endpoint(request, endpoint_id))
         return Response({**endpoint_to_dict(issued.endpoint), "secret": issued.secret})
@@ -177,7 +185,7 @@ class WebhookRotateView(WebhookView):
 class WebhookTestView(WebhookView):
     """Send a `webhook.test` event to this endpoint."""
 
-    @extend_schema(operation_id="send_webhook_test", request=None)
+    @extend_schema(operation_id="send_webhook_test", request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, endpoint_id: str) -> Response:
         event = webhook_services.send_test_event(endpoint=self.get_endpoint(request, endpoint_id))
         return Response({"event_id": event.event_id, "type": event.type}, status=202)
@@ -193,6 +201,7 @@ class WebhookDeliveriesView(WebhookView):
             OpenApiParameter("limit", int, description="1-100, default 20"),
             OpenApiParameter("offset", int, description="default 0"),
         ],
+        responses=OpenApiTypes.OBJECT,
     )
     def get(self, request: Request, endpoint_id: str) -> Response:
         endpoint = self.get_endpoint(request, endpoint_id)
@@ -223,7 +232,9 @@ class WebhookDeliveriesView(WebhookView):
 class DeliveryReplayView(WebhookView):
     """Send one delivery again (not one already answered with a 2xx: 409)."""
 
-    @extend_schema(operation_id="replay_webhook_delivery", request=None)
+    @extend_schema(
+        operation_id="replay_webhook_delivery", request=None, responses=OpenApiTypes.OBJECT
+    )
     def post(self, request: Request, endpoint_id: str, delivery_id: str) -> Response:
         endpoint = self.get_endpoint(request, endpoint_id)
         delivery = (
@@ -240,7 +251,11 @@ class DeliveryReplayView(WebhookView):
 class WebhookReplayView(WebhookView):
     """Send again every failed delivery of events since `since` (ISO 8601)."""
 
-    @extend_schema(operation_id="replay_failed_webhooks")
+    @extend_schema(
+        operation_id="replay_failed_webhooks",
+        request=OpenApiTypes.OBJECT,
+        responses=OpenApiTypes.OBJECT,
+    )
     def post(self, request: Request, endpoint_id: str) -> Response:
         endpoint = self.get_endpoint(request, endpoint_id)
         data = _body(self, request)
@@ -292,6 +307,7 @@ class RoomSessionsView(V1View):
             OpenApiParameter("limit", int, description="1-100, default 20"),
             OpenApiParameter("offset", int, description="default 0"),
         ],
+        responses=OpenApiTypes.OBJECT,
     )
     def get(self, request: Request, room_id: str) -> Response:
         room = self.get_room(request, room_id)
@@ -317,7 +333,7 @@ class SessionAttendanceView(V1View):
     """Who was in one session, when, and for how long (each stay a row; a rejoin is a new
     row)."""
 
-    @extend_schema(operation_id="list_session_attendance")
+    @extend_schema(operation_id="list_session_attendance", responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, room_id: str, session_id: str) -> Response:
         room = self.get_room(request, room_id)
         session = RoomSession.objects.filter(room=room, session_id=session_id).first()
@@ -360,6 +376,7 @@ class UsageView(V1View):
             OpenApiParameter("from", str, description="first UTC day, YYYY-MM-DD"),
             OpenApiParameter("to", str, description="last UTC day, YYYY-MM-DD (default today)"),
         ],
+        responses=OpenApiTypes.OBJECT,
     )
     def get(self, request: Request) -> Response:
         now = timezone.now()
