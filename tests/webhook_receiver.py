@@ -26,6 +26,7 @@ class Received:
 class Receiver:
     def __init__(self) -> None:
         self.requests: list[Received] = []
+        self.arrivals = 0  # requests that reached the handler (answered or not)
         self.script: list[tuple[int, float, bytes, dict[str, str]]] = []  # status, delay, body
         self.default: tuple[int, float, bytes, dict[str, str]] = (200, 0.0, b"ok", {})
         self.lock = threading.Lock()
@@ -36,6 +37,7 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 with receiver.lock:
+                    receiver.arrivals += 1
                     step = receiver.script.pop(0) if receiver.script else receiver.default
                 status, delay, reply, headers = step
                 if delay:
