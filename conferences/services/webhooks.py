@@ -262,43 +262,62 @@ def deliver_endpoint(
     is done. Returns idle | waiting | failed | busy | more | disabled (for logs and tests).
     `now` fixes the clock (tests); by default each attempt reads the time."""
     clock = (lambda: now) if now is not None else timezone.now
-    lease = _claim(endpoint_pk, clock())
-    if lease is None:
-        return "busy"
     own_client = client is None
     http = client or webhook_http.new_client()
     try:
-        for _ in range(BATCH):
-            endpoint = WebhookEndpoint.objects.filter(pk=endpoint_pk, enabled=True).first()
-            if endpoint is None:
-                return "disabled"
-            delivery = (
-                WebhookDelivery.objects.filter(
-                    endpoint_id=endpoint_pk, status=WebhookDelivery.Status.PENDING
-                )
-                .select_related("event")
-                .order_by("event_created_at", "pk")
-                .first()
-            )
-            if delivery is None:
-                return "idle"
-            if delivery.next_attempt_at > clock():
-                return "waiting"
-            if not _attempt(endpoint, delivery, http, clock()):
-                return "failed"
-            # Keep the lease while working through a backlog.
-            renewed = clock() + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
-            if WebhookEndpoint.objects.filter(pk=endpoint_pk, lease_until=lease).update(
-                lease_until=renewed
-            ):
-                lease = renewed
-            else:
-                return "busy"  # lost the lease (it expired): another worker carries on
-        return "more"
+        while True:
+            lease = _claim(endpoint_pk, clock())
+            if lease is None:
+                return "busy"
+            try:
+                result, lease = _run(endpoint_pk, lease, http, clock)
+            finally:
+                _release(endpoint_pk, lease)
+            # A task for an event committed while we held the lease found it busy and left:
+            # look once more after letting go, so that event does not wait for the sweeper.
+            if result != "idle" or not _due(endpoint_pk, clock()):
+                return result
     finally:
-        _release(endpoint_pk, lease)
         if own_client:
             http.close()
+
+
+def _due(endpoint_pk: int, now: datetime) -> bool:
+    return WebhookDelivery.objects.filter(
+        endpoint_id=endpoint_pk, status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now
+    ).exists()
+
+
+def _run(endpoint_pk: int, lease: datetime, http: httpx.Client, clock: Any) -> tuple[str, datetime]:
+    """Send due deliveries in order while holding the lease (see deliver_endpoint); returns
+    the outcome and the lease as last renewed."""
+    for _ in range(BATCH):
+        endpoint = WebhookEndpoint.objects.filter(pk=endpoint_pk, enabled=True).first()
+        if endpoint is None:
+            return "disabled", lease
+        delivery = (
+            WebhookDelivery.objects.filter(
+                endpoint_id=endpoint_pk, status=WebhookDelivery.Status.PENDING
+            )
+            .select_related("event")
+            .order_by("event_created_at", "pk")
+            .first()
+        )
+        if delivery is None:
+            return "idle", lease
+        if delivery.next_attempt_at > clock():
+            return "waiting", lease
+        if not _attempt(endpoint, delivery, http, clock()):
+            return "failed", lease
+        # Keep the lease while working through a backlog.
+        renewed = clock() + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+        if WebhookEndpoint.objects.filter(pk=endpoint_pk, lease_until=lease).update(
+            lease_until=renewed
+        ):
+            lease = renewed
+        else:
+            return "busy", lease  # lost the lease (it expired): another worker carries on
+    return "more", lease
 
 
 def _attempt(
