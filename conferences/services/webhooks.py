@@ -263,12 +263,14 @@ def deliver_endpoint(
     `now` fixes the clock (tests); by default each attempt reads the time."""
     clock = (lambda: now) if now is not None else timezone.now
     own_client = client is None
-    http = client or webhook_http.new_client()
+    http = client
     try:
         while True:
             lease = _claim(endpoint_pk, clock())
             if lease is None:
                 return "busy"
+            if http is None:  # only once the endpoint is ours: most "busy" runs need none
+                http = webhook_http.new_client()
             try:
                 result, lease = _run(endpoint_pk, lease, http, clock)
             finally:
@@ -278,7 +280,7 @@ def deliver_endpoint(
             if result != "idle" or not _due(endpoint_pk, clock()):
                 return result
     finally:
-        if own_client:
+        if own_client and http is not None:
             http.close()
 
 
