@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 ROTATION_OVERLAP = timedelta(hours=24)
 MAX_ENDPOINTS = 50  # per tenant
 BATCH = 100  # deliveries one task run sends before handing over
+PAGE = 20  # pending deliveries read at once
 
 
 # --- endpoints ---------------------------------------------------------------------------
@@ -292,34 +293,49 @@ def _due(endpoint_pk: int, now: datetime) -> bool:
 
 def _run(endpoint_pk: int, lease: datetime, http: httpx.Client, clock: Any) -> tuple[str, datetime]:
     """Send due deliveries in order while holding the lease (see deliver_endpoint); returns
-    the outcome and the lease as last renewed."""
-    for _ in range(BATCH):
+    the outcome and the lease as last renewed. Pending deliveries are read a page at a time,
+    in event order; the lease is renewed (and the endpoint's row re-read) between pages and
+    whenever half of it has gone by."""
+    sent = 0
+    while sent < BATCH:
         endpoint = WebhookEndpoint.objects.filter(pk=endpoint_pk, enabled=True).first()
         if endpoint is None:
             return "disabled", lease
-        delivery = (
+        page = list(
             WebhookDelivery.objects.filter(
                 endpoint_id=endpoint_pk, status=WebhookDelivery.Status.PENDING
             )
             .select_related("event")
-            .order_by("event_created_at", "pk")
-            .first()
+            .order_by("event_created_at", "pk")[: min(PAGE, BATCH - sent)]
         )
-        if delivery is None:
+        if not page:
             return "idle", lease
-        if delivery.next_attempt_at > clock():
-            return "waiting", lease
-        if not _attempt(endpoint, delivery, http, clock()):
-            return "failed", lease
-        # Keep the lease while working through a backlog.
-        renewed = clock() + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
-        if WebhookEndpoint.objects.filter(pk=endpoint_pk, lease_until=lease).update(
-            lease_until=renewed
-        ):
-            lease = renewed
-        else:
-            return "busy", lease  # lost the lease (it expired): another worker carries on
+        half = timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS / 2)
+        for delivery in page:
+            if delivery.next_attempt_at > clock():
+                return "waiting", lease
+            if not _attempt(endpoint, delivery, http, clock()):
+                return "failed", lease
+            sent += 1
+            if lease - clock() < half:
+                renewed = _renew(endpoint_pk, lease, clock())
+                if renewed is None:
+                    return "busy", lease  # lost the lease: another worker carries on
+                lease = renewed
+        renewed = _renew(endpoint_pk, lease, clock())
+        if renewed is None:
+            return "busy", lease
+        lease = renewed
     return "more", lease
+
+
+def _renew(endpoint_pk: int, lease: datetime, now: datetime) -> datetime | None:
+    renewed = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+    if WebhookEndpoint.objects.filter(pk=endpoint_pk, lease_until=lease).update(
+        lease_until=renewed
+    ):
+        return renewed
+    return None
 
 
 def _attempt(
@@ -343,12 +359,19 @@ def _attempt(
             ),
         }
         outcome = webhook_http.post(http, target, body, headers)
-    return _record(endpoint.pk, delivery.pk, outcome, now)
+    return _record(
+        endpoint.pk, delivery.pk, outcome, now, failing=endpoint.failing_since is not None
+    )
 
 
 @transaction.atomic
 def _record(
-    endpoint_pk: int, delivery_pk: int, outcome: webhook_http.Outcome, now: datetime
+    endpoint_pk: int,
+    delivery_pk: int,
+    outcome: webhook_http.Outcome,
+    now: datetime,
+    *,
+    failing: bool = True,
 ) -> bool:
     delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_pk)
     WebhookAttempt.objects.create(
@@ -369,9 +392,8 @@ def _record(
         delivery.status = WebhookDelivery.Status.SUCCEEDED
         delivery.delivered_at = now
         delivery.save()
-        WebhookEndpoint.objects.filter(pk=endpoint_pk, failing_since__isnull=False).update(
-            failing_since=None
-        )
+        if failing:
+            WebhookEndpoint.objects.filter(pk=endpoint_pk).update(failing_since=None)
         return True
     endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_pk)
     if endpoint.failing_since is None:
