@@ -41,7 +41,7 @@ def endpoint_to_dict(endpoint: WebhookEndpoint) -> dict[str, Any]:
         "url": endpoint.url,
         "events": endpoint.events,
         "description": endpoint.description,
-        "room_id": endpoint.room.room_id if endpoint.room_id else None,
+        "room_id": endpoint.room.room_id if endpoint.room is not None else None,
         "enabled": endpoint.enabled,
         "disabled_at": format_datetime(endpoint.disabled_at),
         "disabled_reason": endpoint.disabled_reason,
