@@ -55,7 +55,8 @@ PERSONAL_EVENTS = frozenset(
 def emit_on_commit(event: str, *, tenant_id: int, room_id: str, data: dict[str, Any]) -> None:
     """Publish `event` once the current transaction commits (at once outside one), to the
     tenant's and the room's groups; room lifecycle events also to the room's status group,
-    and stage events to the participant's own group."""
+    and stage events to the participant's own group. Events with an outbound type are also
+    written to the webhook outbox in the current transaction (conferences.outbox)."""
     message = {
         "type": "parley.event",
         "event": event,
@@ -88,6 +89,10 @@ def emit_on_commit(event: str, *, tenant_id: int, room_id: str, data: dict[str, 
             logger.exception("Could not publish %s for room %s", event, room_id)
 
     transaction.on_commit(send)
+    # The outbound-webhook outbox: written now, in the caller's transaction (see outbox.py).
+    from . import outbox
+
+    outbox.record(event, tenant_id=tenant_id, room_id=room_id, data=data)
 
 
 def lobby_group(entry_id: str) -> str:

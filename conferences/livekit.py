@@ -403,6 +403,12 @@ class WebhookNotice:
     name: str
     event_id: str
     egress: EgressState | None = None  # egress_started | egress_updated | egress_ended
+    # For attendance: when LiveKit created the event (unix seconds), the participant's sid
+    # and join time (unix seconds, millisecond precision), the room's sid.
+    created_at: int = 0
+    participant_sid: str = ""
+    joined_at: float = 0.0
+    room_sid: str = ""
 
 
 def receive_webhook(*, body: bytes, authorization: str) -> WebhookNotice:
@@ -422,6 +428,14 @@ def receive_webhook(*, body: bytes, authorization: str) -> WebhookNotice:
         name=event.participant.name,
         event_id=event.id,
         egress=_egress_state(event.egress_info) if event.HasField("egress_info") else None,
+        created_at=int(event.created_at),
+        participant_sid=event.participant.sid,
+        joined_at=(
+            event.participant.joined_at_ms / 1000
+            if event.participant.joined_at_ms
+            else float(event.participant.joined_at)
+        ),
+        room_sid=event.room.sid,
     )
 
 

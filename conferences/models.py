@@ -243,10 +243,18 @@ class Occurrence(models.Model):
         ]
 
 
+def new_session_id() -> str:
+    return "se_" + "".join(secrets.choice(ROOM_ID_ALPHABET) for _ in range(16))
+
+
 class RoomSession(models.Model):
     """One live run of a room, from start to stop."""
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="sessions")
+    # Public id (API and dashboard); the integer key never leaves the database.
+    session_id = models.CharField(max_length=20, default=new_session_id, db_index=True)
+    # LiveKit's sid of the room for this run (from its room_started webhook).
+    livekit_sid = models.CharField(max_length=64, blank=True)
     occurrence = models.ForeignKey(
         Occurrence, null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
     )
@@ -663,3 +671,160 @@ class CallRequest(models.Model):
             models.Index(fields=["target", "status"]),
             models.Index(fields=["origin_channel", "status"]),
         ]
+
+
+# --- Events out: outbound webhooks (transactional outbox) and attendance from LiveKit ------
+
+
+def new_endpoint_id() -> str:
+    return "wh_" + "".join(secrets.choice(ROOM_ID_ALPHABET) for _ in range(16))
+
+
+def new_event_id() -> str:
+    return "evt_" + "".join(secrets.choice(ROOM_ID_ALPHABET) for _ in range(20))
+
+
+def new_delivery_id() -> str:
+    return "dlv_" + "".join(secrets.choice(ROOM_ID_ALPHABET) for _ in range(20))
+
+
+class WebhookEndpoint(models.Model):
+    """Where a tenant wants its events: a URL, the event types it subscribes to and a signing
+    secret (encrypted at rest with accounts.crypto, purpose "webhook"). A rotated secret keeps
+    signing alongside the new one until `previous_secret_expires_at`. An endpoint with a
+    `room` is the room's own endpoint (Room.webhook_url), kept in step by the outbox."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    room = models.ForeignKey(
+        Room, null=True, blank=True, on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    endpoint_id = models.CharField(max_length=20, unique=True, default=new_endpoint_id)
+    url = models.URLField(max_length=500)
+    events = models.JSONField(default=list, help_text="subscribed event types; ['*']: all")
+    description = models.CharField(max_length=200, blank=True)
+    secret_encrypted = models.TextField()
+    previous_secret_encrypted = models.TextField(blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    # Set at the first failure after a success; 24 h later the endpoint is disabled.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    # One worker at a time delivers an endpoint's events, in order (a lease, not a lock:
+    # a worker killed mid-delivery loses it when it expires).
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({self.endpoint_id})"
+
+
+class WebhookEvent(models.Model):
+    """One outbound event, written in the transaction of the change that caused it. The
+    payload is frozen at that moment; `event_id` lets receivers drop duplicates."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="webhook_events")
+    event_id = models.CharField(max_length=24, unique=True, default=new_event_id)
+    type = models.CharField(max_length=64)
+    room_id = models.CharField(max_length=ROOM_ID_LENGTH, blank=True)
+    payload = models.JSONField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "created_at"])]
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint. Pending until a 2xx (succeeded, never sent again) or
+    until retries run out or the endpoint is disabled (failed, can be replayed)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries")
+    delivery_id = models.CharField(max_length=24, unique=True, default=new_delivery_id)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    # Event time, copied so an endpoint's queue is ordered by one index.
+    event_created_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField()
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event"], name="unique_delivery"),
+        ]
+        indexes = [
+            models.Index(fields=["endpoint", "status", "event_created_at"]),
+            models.Index(fields=["status", "next_attempt_at"]),
+        ]
+
+
+class WebhookAttempt(models.Model):
+    """One HTTP attempt of a delivery: when, the status (null: no answer), how long, and the
+    first KiB of the answer (or the error)."""
+
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    response_excerpt = models.TextField(blank=True)
+    error = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["delivery", "at"])]
+
+
+class Attendance(models.Model):
+    """One participant's stay in one session, from LiveKit's webhooks (and reconciliation).
+    Keyed by LiveKit's participant sid: a rejoin is a new row."""
+
+    class LeftBy(models.TextChoices):
+        LEFT = "left"
+        ABORTED = "aborted"
+        SESSION_ENDED = "session-ended"
+        RECONCILED = "reconciled"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="attendances")
+    session = models.ForeignKey(RoomSession, on_delete=models.CASCADE, related_name="attendances")
+    participant_sid = models.CharField(max_length=64)
+    identity = models.CharField(max_length=128)
+    name = models.CharField(max_length=100, blank=True)
+    joined_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True, blank=True)
+    left_by = models.CharField(max_length=14, choices=LeftBy.choices, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "participant_sid"], name="unique_attendance_per_sid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "joined_at"]),
+            models.Index(fields=["session", "joined_at"]),
+            models.Index(fields=["left_at"]),
+        ]
+
+
+class LiveKitWebhookReceipt(models.Model):
+    """The id of every LiveKit webhook applied, so a repeated one changes nothing."""
+
+    event_id = models.CharField(max_length=64, unique=True)
+    event = models.CharField(max_length=40)
+    received_at = models.DateTimeField(auto_now_add=True)

@@ -13,9 +13,11 @@ import random
 from celery import shared_task
 from django.utils import timezone
 
+from conferences.services import attendance as attendance_services
 from conferences.services import calls as call_services
 from conferences.services import rooms as room_services
 from conferences.services import schedule as schedule_services
+from conferences.services import webhooks as webhook_services
 from conferences.services.errors import InvalidState, LimitExceeded, Unavailable
 
 logger = logging.getLogger(__name__)
@@ -117,3 +119,43 @@ def expire_call_requests() -> int:
     """Direct-call requests nobody answered in time (beat, every second). Each is claimed by
     a conditional UPDATE, so overlapping runs on several workers tell each side once."""
     return call_services.expire_due()
+
+
+# --- outbound webhooks and attendance -----------------------------------------------------
+
+
+@shared_task(
+    name="conferences.deliver_webhooks",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=300,
+    time_limit=330,
+)
+def deliver_webhooks(endpoint_pk: int) -> str:
+    """Deliver one endpoint's due events in order (see services.webhooks.deliver_endpoint).
+    A full batch hands over to a fresh task so other endpoints get their turn."""
+    result = webhook_services.deliver_endpoint(endpoint_pk=endpoint_pk)
+    if result == "more":
+        deliver_webhooks.delay(endpoint_pk)
+    return result
+
+
+@shared_task(
+    name="conferences.webhooks_sweep", ignore_result=True, soft_time_limit=20, time_limit=30
+)
+def webhooks_sweep() -> int:
+    """Queue every endpoint with a due delivery and no live lease: retries come due here, and
+    work a lost message or a killed worker left behind is picked up again."""
+    due = webhook_services.due_endpoints()
+    for pk in due:
+        deliver_webhooks.delay(pk)
+    return len(due)
+
+
+@shared_task(
+    name="conferences.reconcile_attendance", ignore_result=True, soft_time_limit=50, time_limit=60
+)
+def reconcile_attendance() -> dict[str, int]:
+    """Close attendances LiveKit never reported a leave for (ListParticipants per live room)."""
+    return attendance_services.reconcile()

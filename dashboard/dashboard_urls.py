@@ -3,7 +3,7 @@ named `dashboard`)."""
 
 from django.urls import path
 
-from .views import branding, calls, overview, recordings, rooms, schedule, team
+from .views import branding, calls, overview, recordings, rooms, schedule, team, webhooks
 
 app_name = "dash"
 
@@ -49,6 +49,12 @@ urlpatterns = [
     # direct calls (the videochat handshake)
     path("calls/", calls.call_list, name="calls"),
     path("calls/<str:call_id>/", calls.call_detail, name="call"),
+    path("rooms/<str:room_id>/sessions/", webhooks.room_sessions, name="room-sessions"),
+    path(
+        "rooms/<str:room_id>/sessions/<str:session_id>/attendance.csv",
+        webhooks.attendance_csv,
+        name="attendance-csv",
+    ),
     # schedule
     path("schedule/", schedule.schedule, name="schedule"),
     # API keys
@@ -70,6 +76,19 @@ urlpatterns = [
     path("invitations/<str:token>/", team.invitation_accept, name="invitation"),
     # plan and usage
     path("usage/", team.plan_usage, name="usage"),
+    # webhooks
+    path("webhooks/", webhooks.webhook_list, name="webhooks"),
+    path("webhooks/<str:endpoint_id>/", webhooks.webhook_detail, name="webhook"),
+    path("webhooks/<str:endpoint_id>/rotate/", webhooks.webhook_rotate, name="webhook-rotate"),
+    path("webhooks/<str:endpoint_id>/test/", webhooks.webhook_test, name="webhook-test"),
+    path("webhooks/<str:endpoint_id>/toggle/", webhooks.webhook_toggle, name="webhook-toggle"),
+    path("webhooks/<str:endpoint_id>/delete/", webhooks.webhook_delete, name="webhook-delete"),
+    path("webhooks/<str:endpoint_id>/replay/", webhooks.webhook_replay, name="webhook-replay"),
+    path(
+        "webhooks/<str:endpoint_id>/deliveries/<str:delivery_id>/replay/",
+        webhooks.delivery_replay,
+        name="webhook-delivery-replay",
+    ),
     # branding
     path("branding/", branding.branding, name="branding"),
     path("branding/logo/", branding.logo_remove, name="branding-logo-remove"),

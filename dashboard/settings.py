@@ -331,13 +331,37 @@ VIDEOCHAT_RING_SECONDS = envint("VIDEOCHAT_RING_SECONDS", 45)  # unanswered requ
 VIDEOCHAT_AUTH_SECONDS = envint("VIDEOCHAT_AUTH_SECONDS", 10)  # first-frame auth deadline
 VIDEOCHAT_RATE_PER_SECOND = envint("VIDEOCHAT_RATE_PER_SECOND", 10)  # frames per socket
 VIDEOCHAT_BURST = envint("VIDEOCHAT_BURST", 30)
+# --- Outbound webhooks and attendance (conferences/webhooks_out.py, services/attendance.py) ---
+# Deliver to loopback, private, link-local or multicast addresses (tests, local development).
+WEBHOOK_ALLOW_PRIVATE_TARGETS = envbool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+# Accept http:// endpoints (not only https://): by default only in development.
+WEBHOOK_ALLOW_HTTP = envbool("WEBHOOK_ALLOW_HTTP", DEBUG)
+WEBHOOK_TIMEOUT = float(os.environ.get("WEBHOOK_TIMEOUT", "10"))  # seconds per attempt
+WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "10"))
+WEBHOOK_RETRY_MAX_SECONDS = float(os.environ.get("WEBHOOK_RETRY_MAX_SECONDS", "3600"))
+WEBHOOK_DISABLE_AFTER_HOURS = float(os.environ.get("WEBHOOK_DISABLE_AFTER_HOURS", "24"))
+WEBHOOK_LEASE_SECONDS = envint("WEBHOOK_LEASE_SECONDS", 60)  # a killed worker's claim expires
+WEBHOOK_SWEEP_SECONDS = float(os.environ.get("WEBHOOK_SWEEP_SECONDS", "5"))
+WEBHOOK_QUEUE_ON_COMMIT = True  # queue a delivery task when the event commits (tests: off)
+ATTENDANCE_RECONCILE_SECONDS = float(os.environ.get("ATTENDANCE_RECONCILE_SECONDS", "60"))
+CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
+    "task": "conferences.webhooks_sweep",
+    "schedule": WEBHOOK_SWEEP_SECONDS,
+    "options": {"expires": WEBHOOK_SWEEP_SECONDS * 2},
+}
+CELERY_BEAT_SCHEDULE["attendance-reconcile"] = {
+    "task": "conferences.reconcile_attendance",
+    "schedule": ATTENDANCE_RECONCILE_SECONDS,
+    "options": {"expires": ATTENDANCE_RECONCILE_SECONDS},
+}
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    # httpx logs every webhook delivery at INFO (with its URL); the attempt log has them.
+    "loggers": {"django.request": {"level": "ERROR"}, "httpx": {"level": "WARNING"}},
 }
 
 # --- Production hardening -------------------------------------------------------------------

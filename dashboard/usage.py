@@ -2,9 +2,10 @@
 
 Reads (selectors) for the overview and the plan page, each a fixed number of queries:
 `plan_meters` (this month's usage against the plan's limits), `daily_minutes` (participant-
-minutes per UTC day), `live_rooms` (the tenant's live rooms with LiveKit's head counts, one
-ListRooms call). `meter` samples LiveKit once a minute (a beat task) and adds the minute to
-each tenant's day through `accounts.services.record_usage`.
+minutes per UTC day, from attendance: `participant_seconds`), `live_rooms` (the tenant's
+live rooms with LiveKit's head counts, one ListRooms call). `meter` samples LiveKit once a
+minute (a beat task) for room-minutes and the day's peak head count; participant-minutes
+come from attendance, exact to the second.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from dataclasses import dataclass
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.cache import cache
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import Tenant, UsageDay
 from conferences import events, livekit
-from conferences.models import Room
+from conferences.models import Attendance, Room
 from conferences.services import recordings as recording_services
 from parley import ratelimit
 
@@ -71,17 +72,53 @@ def month_start(now: dt.datetime) -> dt.date:
     return now.astimezone(dt.UTC).date().replace(day=1)
 
 
+def participant_seconds(
+    tenant: Tenant, *, first: dt.date, last: dt.date, now: dt.datetime | None = None
+) -> dict[dt.date, int]:
+    """Participant-seconds of each UTC day from `first` to `last` (inclusive), from
+    attendance: every stay split at midnight, a stay still open counted up to `now`. One
+    query. The plan page, the usage chart and GET /api/v1/usage all read this."""
+    now = now or timezone.now()
+    start = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    out = {first + dt.timedelta(days=i): 0 for i in range((last - first).days + 1)}
+    stays = (
+        Attendance.objects.filter(tenant=tenant, joined_at__lt=end)
+        .filter(Q(left_at__isnull=True) | Q(left_at__gt=start))
+        .values_list("joined_at", "left_at")
+    )
+    for joined, left in stays:
+        lo = max(joined, start)
+        hi = min(left or now, end, now)
+        while lo < hi:
+            midnight = dt.datetime.combine(
+                lo.astimezone(dt.UTC).date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC
+            )
+            piece_end = min(hi, midnight)
+            out[lo.astimezone(dt.UTC).date()] += int((piece_end - lo).total_seconds())
+            lo = piece_end
+    return out
+
+
+def to_minutes(seconds: int) -> int:
+    """Whole participant-minutes of a number of seconds (rounded to the nearest minute)."""
+    return (seconds + 30) // 60
+
+
 def plan_meters(tenant: Tenant, *, now: dt.datetime | None = None) -> list[Meter]:
-    """This month's usage against the plan: 4 queries (live rooms, rooms, the month's sum,
-    the month's recordings)."""
+    """This month's usage against the plan: 5 queries (live rooms, rooms, the month's
+    attendance, the month's room-minutes, the month's recordings)."""
     now = now or timezone.now()
     plan = tenant.plan
     rooms = Room.objects.for_tenant(tenant)
     live = rooms.live().count()
     total = rooms.count()
+    today = now.astimezone(dt.UTC).date()
+    seconds = participant_seconds(tenant, first=month_start(now), last=today, now=now)
     month = UsageDay.objects.filter(tenant=tenant, day__gte=month_start(now)).aggregate(
-        minutes=Sum("participant_minutes"), room_minutes=Sum("room_minutes")
+        room_minutes=Sum("room_minutes")
     )
+    month["minutes"] = sum(to_minutes(s) for s in seconds.values())
     return [
         Meter("Rooms live now", live, plan.max_concurrent_rooms, "rooms"),
         Meter(
@@ -114,24 +151,23 @@ class DayUsage:
 
 
 def daily_minutes(tenant: Tenant, *, days: int = 30, now: dt.datetime | None = None):
-    """Participant-minutes of each of the last `days` UTC days, oldest first (zeros filled).
-    One query."""
-    today = (now or timezone.now()).astimezone(dt.UTC).date()
+    """Participant-minutes (from attendance) of each of the last `days` UTC days, oldest
+    first (zeros filled), with the sampled peak head count. Two queries."""
+    now = now or timezone.now()
+    today = now.astimezone(dt.UTC).date()
     first = today - dt.timedelta(days=days - 1)
+    seconds = participant_seconds(tenant, first=first, last=today, now=now)
     stored = {
         row["day"]: row
         for row in UsageDay.objects.filter(tenant=tenant, day__gte=first).values(
-            "day", "participant_minutes", "peak_participants"
+            "day", "peak_participants"
         )
     }
     out: list[DayUsage] = []
     for i in range(days):
         day = first + dt.timedelta(days=i)
         row = stored.get(day)
-        out.append(
-            DayUsage(day, row["participant_minutes"] if row else 0,
-                     row["peak_participants"] if row else 0)
-        )  # fmt: skip
+        out.append(DayUsage(day, to_minutes(seconds[day]), row["peak_participants"] if row else 0))
     return out
 
 

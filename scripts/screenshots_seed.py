@@ -13,6 +13,7 @@ from accounts import services as account_services
 from accounts.models import Membership, Tenant, UsageDay, User
 from branding.models import Brand
 from conferences.api.v1.serializers import RoomInputSerializer
+from conferences.models import Attendance, RoomSession
 from conferences.services import rooms as room_services
 
 tenant = Tenant.objects.order_by("-pk").first()
@@ -104,6 +105,22 @@ for i in range(30):
         room_minutes=max(minutes // 6, 0),
         peak_participants=12 + i % 7,
     )
+    # Participant-minutes come from attendance: that day's stays, in parallel from 08:00.
+    start = dt.datetime.combine(today - dt.timedelta(days=i), dt.time(8), tzinfo=dt.UTC)
+    if i == 0 or start + dt.timedelta(minutes=300) > now:
+        continue
+    day_session = RoomSession.objects.create(
+        room=live[0], started_at=start, ended_at=start + dt.timedelta(minutes=300)
+    )
+    left, n = max(minutes, 0), 0
+    while left > 0:
+        stay = min(left, 300)
+        Attendance.objects.create(
+            tenant=tenant, session=day_session, participant_sid=f"PA_seed_{i}_{n}",
+            identity=f"guest-{n}", name=f"Guest {n}", joined_at=start,
+            left_at=start + dt.timedelta(minutes=stay), left_by="left",
+        )  # fmt: skip
+        left, n = left - stay, n + 1
 Brand.objects.update_or_create(
     tenant=tenant,
     defaults={

@@ -16,6 +16,7 @@ from accounts.models import UsageDay
 from conferences import events
 from conferences.api.auth import consume_request
 from conferences.api.v1.serializers import RoomInputSerializer
+from conferences.models import Attendance, RoomSession
 from conferences.services import rooms as room_services
 from dashboard import usage
 from tests.dashboard_cast import Cast
@@ -90,14 +91,22 @@ def test_metering_skips_a_minute_when_livekit_is_down(cast: Cast, livekit):
     assert usage.meter(now=now) == 1  # the minute was not claimed, so it is sampled later
 
 
+def _stay(tenant, room, start: dt.datetime, minutes: int) -> None:
+    """A participant's stay of `minutes` (attendance: what participant-minutes count)."""
+    session = RoomSession.objects.create(room=room, started_at=start, ended_at=start)
+    Attendance.objects.create(tenant=tenant, session=session, participant_sid=f"PA_{start}",
+                              identity="x", joined_at=start,
+                              left_at=start + dt.timedelta(minutes=minutes))  # fmt: skip
+
+
 def test_the_usage_chart_draws_thirty_days(cast: Cast):
-    today = dt.datetime.now(dt.UTC).date()
-    UsageDay.objects.create(tenant=cast.tenant, day=today, participant_minutes=120)
-    UsageDay.objects.create(tenant=cast.tenant, day=today - dt.timedelta(days=3),
-                            participant_minutes=60)  # fmt: skip
-    UsageDay.objects.create(tenant=cast.other, day=today, participant_minutes=999)
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = today - dt.timedelta(days=1)  # whole days in the past, whatever the hour
+    _stay(cast.tenant, cast.room, yesterday, 120)
+    _stay(cast.tenant, cast.room, yesterday - dt.timedelta(days=3), 60)
+    _stay(cast.other, cast.other_room, yesterday, 999)
     days = usage.daily_minutes(cast.tenant)
-    assert len(days) == 30 and days[-1].minutes == 120 and days[-4].minutes == 60
+    assert len(days) == 30 and days[-2].minutes == 120 and days[-5].minutes == 60
     page = cast.client("member").get("/dashboard/usage/").content.decode()
     assert page.count('class="bar-day"') == 30 and "180 in total" in page
     assert "999" not in page

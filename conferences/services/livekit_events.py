@@ -1,14 +1,17 @@
-"""What LiveKit tells us through its webhooks: who joined or left, and rooms that closed on
-their own (empty timeout). Idempotent: LiveKit may deliver an event more than once."""
+"""What LiveKit tells us through its webhooks: rooms that started and closed on their own
+(empty timeout), and who joined or left, recorded as attendance (services.attendance).
+Idempotent: each webhook id is applied once; LiveKit may deliver an event more than once,
+late, or out of order."""
 
 from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
 
-from conferences import events, livekit
-from conferences.models import Participant, Room
+from conferences import livekit
+from conferences.models import Room
 
+from . import attendance
 from . import recordings as recording_services
 from . import rooms as room_services
 
@@ -21,32 +24,24 @@ def apply(notice: livekit.WebhookNotice) -> str:
     room = Room.objects.select_for_update().filter(room_id=notice.room).first()
     if room is None:
         return "unknown-room"
+    if not attendance.first_time(notice.event_id, notice.event):
+        return "duplicate"
     now = timezone.now()
     if notice.event == "participant_joined" and notice.identity:
-        updated = Participant.objects.filter(room=room, identity=notice.identity).update(
-            left_at=None
-        )
-        events.emit_on_commit(
-            "participant.joined",
-            tenant_id=room.tenant_id,
-            room_id=room.room_id,
-            data={"identity": notice.identity, "name": notice.name},
-        )
-        return "joined" if updated else "joined-untracked"
-    if notice.event == "participant_left" and notice.identity:
-        Participant.objects.filter(room=room, identity=notice.identity, left_at=None).update(
-            left_at=now, hand_raised_at=None, invited_at=None
-        )
-        events.emit_on_commit(
-            "participant.left",
-            tenant_id=room.tenant_id,
-            room_id=room.room_id,
-            data={"identity": notice.identity, "name": notice.name},
+        return attendance.joined(room=room, notice=notice, now=now)
+    if notice.event in ("participant_left", "participant_connection_aborted") and notice.identity:
+        done = attendance.left(
+            room=room,
+            notice=notice,
+            now=now,
+            aborted=notice.event == "participant_connection_aborted",
         )
         from .calls import member_left_room  # a direct call ends when it is down to one
 
         member_left_room(room=room, identity=notice.identity)
-        return "left"
+        return done
+    if notice.event == "room_started":
+        return attendance.room_started(room=room, notice=notice)
     if notice.event == "room_finished":
         if room.live_since is None:
             return "already-ended"

@@ -34,6 +34,7 @@ from conferences.models import (
 )
 from conferences.roles import attributes_for, default_role, grants_for
 
+from . import attendance
 from . import recordings as recording_services
 from . import schedule as schedule_services
 from .errors import InvalidState, LimitExceeded
@@ -173,6 +174,12 @@ def update_room(*, room: Room, data: dict[str, Any]) -> Room:
             else Room.Status.ACTIVE
         )
     room.save()
+    events.emit_on_commit(
+        "room.updated",
+        tenant_id=room.tenant_id,
+        room_id=room.room_id,
+        data={"name": room.name, "fields": sorted(data)},
+    )
     return room
 
 
@@ -322,6 +329,7 @@ def _end_session(
     Participant.objects.filter(room=room, left_at__isnull=True).update(
         left_at=now, hand_raised_at=None, invited_at=None
     )
+    attendance.close_open(room=room, now=now)  # everyone still there left with the session
     Occurrence.objects.filter(room=room, status=Occurrence.Status.LIVE).update(
         status=Occurrence.Status.COMPLETED, ended_at=now
     )

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import calls, host, occurrences, recordings, stage, views
+from . import calls, host, occurrences, recordings, stage, views, webhooks
 
 app_name = "v1"
 
@@ -97,6 +97,29 @@ ROUTES += [
 # Direct calls: an end user's token for the /ws/videochat handshake.
 ROUTES += [("call-tokens", calls.CallTokensView, "call-tokens")]
 
+# Outbound webhooks, sessions and attendance, usage.
+_W = "webhooks/<str:endpoint_id>"
+ROUTES += [
+    ("webhooks", webhooks.WebhooksView, "webhooks"),
+    (_W, webhooks.WebhookDetailView, "webhook"),
+    (f"{_W}/rotate", webhooks.WebhookRotateView, "webhook-rotate"),
+    (f"{_W}/test", webhooks.WebhookTestView, "webhook-test"),
+    (f"{_W}/replay", webhooks.WebhookReplayView, "webhook-replay"),
+    (f"{_W}/deliveries", webhooks.WebhookDeliveriesView, "webhook-deliveries"),
+    (
+        f"{_W}/deliveries/<str:delivery_id>/replay",
+        webhooks.DeliveryReplayView,
+        "webhook-delivery-replay",
+    ),
+    ("rooms/<str:room_id>/sessions", webhooks.RoomSessionsView, "sessions"),
+    (
+        "rooms/<str:room_id>/sessions/<str:session_id>/attendance",
+        webhooks.SessionAttendanceView,
+        "session-attendance",
+    ),
+    ("usage", webhooks.UsageView, "usage"),
+]
+
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v1:schema"), name="docs"),
@@ -124,7 +147,15 @@ def schema_without_slash_aliases(endpoints, **kwargs):
             or (e[0].startswith(DOCUMENTED_FACADES) and "{rest}" not in e[0])
         )
         and not (
-            e[0].startswith(("/api/v1/rooms", "/api/v1/recordings", "/api/v1/call-tokens"))
+            e[0].startswith(
+                (
+                    "/api/v1/rooms",
+                    "/api/v1/recordings",
+                    "/api/v1/call-tokens",
+                    "/api/v1/webhooks",
+                    "/api/v1/usage",
+                )
+            )
             and e[0].endswith("/")
         )
         and not e[0].startswith(ALIAS_PREFIX)
