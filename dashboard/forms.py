@@ -264,7 +264,7 @@ class RoomForm(forms.Form):
                 "auto_close_duration": "480",
                 "join_before_minutes": "10",
             }
-        data = room_to_dict(room, "")
+        data = room_to_dict(room, "", hls_playlist_url=None)  # not a form field: not read
         zone = _zone(room.timezone)
         initial: dict[str, Any] = {}
         for key, value in data.items():

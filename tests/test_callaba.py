@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from livekit.protocol import egress as proto_egress
 
-from conferences.models import Participant, Room
+from conferences.models import Participant, Recording, Room
 from conferences.services import rooms as room_services
-from tests.conftest import make_member
+from tests.conftest import Api, make_member
 
 pytestmark = pytest.mark.django_db
 
@@ -412,6 +413,138 @@ def test_remove_closes_the_live_room_and_deletes_it(cb, livekit):
     error(cb.call("getById", {"id": room_id}), 404)
     # The egress side of removal belongs to the recordings service (see README).
     assert livekit.egresses(name) == []
+
+
+def live_with_egress(cb: Callaba, big) -> tuple[Room, Recording, Recording]:
+    """A started recorded room with a recording and an HLS stream running (through v1: the
+    same room)."""
+    room_id = create(cb, {**json.loads(PRESETS["recorded"]), "active": False})["id"]
+    ok(cb.call("start", {"id": room_id}))
+    room = Room.objects.get(object_id=room_id)
+    v1 = Api(big.api_key)
+    recording = v1.post(f"/api/v1/rooms/{room.room_id}/recordings")
+    stream = v1.post(f"/api/v1/rooms/{room.room_id}/streams")
+    assert recording.status_code == stream.status_code == 201, (recording.content, stream.content)
+    return (
+        room,
+        Recording.objects.get(recording_id=recording.json()["recording_id"]),
+        Recording.objects.get(recording_id=stream.json()["recording_id"]),
+    )
+
+
+def test_remove_stops_running_egress_then_deletes(cb, big, livekit):
+    room, recording, stream = live_with_egress(cb, big)
+    assert {e.status for e in livekit.egresses(room.livekit_name)} == {proto_egress.EGRESS_ACTIVE}
+    response = cb.call("remove", {"id": room.object_id}, method="delete")
+    assert ok(response) == {"success": True}
+    stopped = {call.request.egress_id for call in livekit.calls_to("StopEgress")}
+    assert stopped == {recording.egress_id, stream.egress_id}
+    assert len(livekit.calls_to("StopEgress")) == 2
+    # Each egress was stopped before the LiveKit room went (not ended by the room closing).
+    (delete,) = livekit.calls_to("DeleteRoom")
+    assert all(c.at <= delete.at for c in livekit.calls_to("StopEgress"))
+    assert delete.request.room == room.livekit_name
+    for egress in livekit.egresses(room.livekit_name):
+        assert egress.status == proto_egress.EGRESS_COMPLETE
+    # The rows outlive the room, in a final state, with the room's public id.
+    for row in (recording, stream):
+        row.refresh_from_db()
+        assert row.status == Recording.Status.READY and row.ended_at is not None
+        assert row.room_id is None and row.room_public_id == room.room_id
+    assert not Room.objects.filter(pk=room.pk).exists()
+    assert livekit.get_room(room.livekit_name) is None
+    error(cb.call("getById", {"id": room.object_id}), 404)
+
+
+@pytest.mark.parametrize("outage", ["down", "egress-503"])
+def test_remove_with_egress_on_livekit_down_is_503_and_deletes_nothing(cb, big, livekit, outage):
+    room, recording, stream = live_with_egress(cb, big)
+    if outage == "down":
+        livekit.down()
+    else:
+        livekit.fail_with(503, "unavailable")
+    error(cb.call("remove", {"id": room.object_id}, method="delete"), 503, "unavailable")
+    livekit.clear_failures()
+    livekit.up()
+    assert Room.objects.get(pk=room.pk).live_since is not None
+    for row in (recording, stream):
+        row.refresh_from_db()
+        assert row.status == Recording.Status.RECORDING and row.room_id == room.pk
+        assert livekit.get_egress(row.egress_id).status == proto_egress.EGRESS_ACTIVE
+    assert livekit.calls_to("DeleteRoom") == []
+    assert livekit.get_room(room.livekit_name) is not None
+    # Once LiveKit is back the same call goes through.
+    assert ok(cb.call("remove", {"id": room.object_id}, method="delete")) == {"success": True}
+    assert not Room.objects.filter(pk=room.pk).exists()
+
+
+@pytest.mark.parametrize(
+    "record_mode, lk_layout, template",
+    [
+        ("ROOM_COMPOSITE_AND_CHAT", "grid", True),
+        ("ROOM_COMPOSITE_SPEAKER", "speaker", False),
+        ("ROOM_COMPOSITE_GRID", "grid", False),
+    ],
+)
+@pytest.mark.parametrize("how", ["start", "first-token"])
+def test_record_auto_starts_with_the_mapped_layout_once_per_session(
+    cb,
+    anon,
+    livekit,
+    settings,
+    django_capture_on_commit_callbacks,
+    record_mode,
+    lk_layout,
+    template,
+    how,
+):
+    """A `record: true` room records when its session starts (Callaba `start`, or the first
+    public token of an open room), once, with `record_mode` mapped to the egress layout."""
+    settings.PUBLIC_BASE_URL = "http://parley.test"
+    body = {"name": "Recorded", "record": True, "record_mode": record_mode}
+    room_id = create(cb, {**body, "active": how == "first-token"})["id"]
+    if how == "start":
+        with django_capture_on_commit_callbacks(execute=True):
+            ok(cb.call("start", {"id": room_id}))
+    room = Room.objects.get(object_id=room_id)
+    for name in ("p-1", "p-2"):
+        with django_capture_on_commit_callbacks(execute=True):
+            ok(anon.call("createToken", token_body(room, name)))
+    (call,) = livekit.calls_to("StartRoomCompositeEgress")
+    request = call.request
+    assert request.room_name == room.livekit_name and request.layout == lk_layout
+    assert request.file_outputs and not request.segment_outputs
+    assert request.audio_only is False
+    if template:
+        assert request.custom_base_url.startswith(
+            f"http://parley.test/recording-template/{room.room_id}?layout=grid%2Bchat&sig="
+        )
+    else:
+        assert request.custom_base_url == ""
+    (recording,) = Recording.objects.filter(room=room)
+    assert recording.auto and recording.status == Recording.Status.RECORDING
+    assert (
+        recording.layout
+        == {
+            "ROOM_COMPOSITE_AND_CHAT": "grid+chat",
+            "ROOM_COMPOSITE_SPEAKER": "speaker",
+            "ROOM_COMPOSITE_GRID": "grid",
+        }[record_mode]
+    )
+    # stop ends the recording with the session.
+    assert ok(cb.call("stop", {"id": room_id})) == {"success": True}
+    recording.refresh_from_db()
+    assert recording.status == Recording.Status.READY
+
+
+def test_no_record_no_egress(cb, anon, livekit, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        room_id = create(cb, PRESETS["team"])["id"]
+    room = Room.objects.get(object_id=room_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        ok(anon.call("createToken", token_body(room, "p-1")))
+    assert livekit.calls_to("StartRoomCompositeEgress") == []
+    assert not Recording.objects.exists()
 
 
 def test_remove_is_delete_only(cb):

@@ -381,6 +381,39 @@ class TestStreams:
         assert done["status"] == "ready"
         assert done["playlist_url"] == f"http://parley.test/hls/{sid}/index.m3u8"
 
+    def test_the_room_carries_the_running_streams_playlist(self, rapi, livekit):
+        """v1 room objects (create, get, list, update, start, stop) all carry
+        `hls_playlist_url`: the live playlist while a stream runs, null otherwise."""
+        created = rapi.post("/api/v1/rooms", {"name": "Streamed"})
+        assert created.status_code == 201 and created.json()["hls_playlist_url"] is None
+        rid = created.json()["room_id"]
+        assert rapi.get(f"/api/v1/rooms/{rid}").json() == created.json()
+        assert rapi.post(f"/api/v1/rooms/{rid}/start").json()["hls_playlist_url"] is None
+        stream = rapi.post(f"/api/v1/rooms/{rid}/streams").json()
+        playlist = stream["playlist_url"]
+        assert playlist == f"http://parley.test/hls/{stream['recording_id']}/live.m3u8"
+        got = rapi.get(f"/api/v1/rooms/{rid}").json()
+        assert got["hls_playlist_url"] == playlist
+        (listed,) = rapi.get("/api/v1/rooms").json()["rooms"]
+        assert listed == got
+        updated = rapi.patch(f"/api/v1/rooms/{rid}", {"name": "Streamed live"}).json()
+        assert updated["hls_playlist_url"] == playlist
+        # A stopped stream is not running: the room no longer points at it.
+        rapi.post(f"/api/v1/rooms/{rid}/streams/{stream['recording_id']}/stop")
+        assert rapi.get(f"/api/v1/rooms/{rid}").json()["hls_playlist_url"] is None
+        # A new stream: the room carries the new playlist; the room stop ends it.
+        again = rapi.post(f"/api/v1/rooms/{rid}/streams").json()
+        room_now = rapi.get(f"/api/v1/rooms/{rid}").json()
+        assert room_now["hls_playlist_url"] == again["playlist_url"]
+        stopped = rapi.post(f"/api/v1/rooms/{rid}/stop").json()
+        assert stopped["hls_playlist_url"] is None
+        assert livekit.get_egress(again["egress_id"]).status == proto_egress.EGRESS_COMPLETE
+
+    def test_room_playlist_is_in_the_openapi_schema(self):
+        schema = Client().get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
+        field = schema["components"]["schemas"]["RoomOutput"]["properties"]["hls_playlist_url"]
+        assert field["type"] == "string" and field["nullable"] is True
+
     def test_events_at_each_transition(self, rapi, livekit, django_capture_on_commit_callbacks):
         rid = live_room(rapi, recording_enabled=False)["room_id"]
         layer = get_channel_layer()

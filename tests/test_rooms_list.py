@@ -8,9 +8,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from conferences.models import Room
+from conferences.models import Recording, Room
+from conferences.services import recordings as recording_services
 from conferences.services import rooms as room_services
-from tests.conftest import assert_error
+from tests.conftest import Api, assert_error
 
 
 def make_rooms(tenant, specs):
@@ -134,4 +135,37 @@ def test_query_count_is_constant(owner, api, count):
     # 2. COUNT(*) of the tenant's rooms
     # 3. the page of rooms
     # 4. the schedules of those rooms (prefetched, for `recurrence`)
-    assert len(queries) == 4, [q["sql"] for q in queries]
+    # 5. the running HLS streams of those rooms (for `hls_playlist_url`)
+    assert len(queries) == 5, [q["sql"] for q in queries]
+    assert all(room["hls_playlist_url"] is None for room in response.json()["rooms"])
+
+
+@pytest.mark.parametrize("count", [1, 4])
+def test_query_count_is_constant_with_streams_on_s3(pro, livekit, count):
+    """Every room streams to the tenant's S3 target: its storage is read once, not per room."""
+    api = Api(pro.api_key)
+    recording_services.update_storage(
+        tenant=pro.tenant,
+        endpoint="https://s3.example.test",
+        region="eu-west-1",
+        bucket="calls",
+        prefix="",
+        access_key="AKIA",
+        secret="secret",
+        retention_days=7,
+    )
+    rooms = make_rooms(pro.tenant, [{"name": f"Room {i}"} for i in range(count)])
+    streams = {}
+    for room in rooms:
+        room_services.start_room(room=room)
+        stream = recording_services.start(room=room, kind=Recording.Kind.HLS)
+        streams[room.room_id] = stream.file_path
+    api.get("/api/v1/rooms")
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get("/api/v1/rooms?limit=100")
+    # 1-5 as above, then 6. the tenant's storage target, once for every S3 stream
+    assert len(queries) == 6, [q["sql"] for q in queries]
+    urls = {r["room_id"]: r["hls_playlist_url"] for r in response.json()["rooms"]}
+    assert urls == {
+        rid: f"https://s3.example.test/calls/{path}/live.m3u8" for rid, path in streams.items()
+    }

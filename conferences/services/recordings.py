@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
@@ -355,13 +356,23 @@ def download_url(recording: Recording, *, base_url: str) -> str | None:
     return f"{base_url}/recordings/{recording.recording_id}/download?token={token}"
 
 
-def playlist_url(recording: Recording, *, base_url: str) -> str | None:
-    """Where players read an HLS stream (the live playlist while it runs)."""
+def playlist_url(
+    recording: Recording,
+    *,
+    base_url: str,
+    targets: dict[int, RecordingStorage | None] | None = None,
+) -> str | None:
+    """Where players read an HLS stream (the live playlist while it runs). `targets`, a
+    cache of storage targets by tenant id, spares a query per stream in lists."""
     if recording.kind != Recording.Kind.HLS:
         return None
     name = "index.m3u8" if recording.status == Recording.Status.READY else "live.m3u8"
     if recording.storage == Recording.Storage.S3:
-        target = storage_of(recording.tenant_id)
+        if targets is None:
+            targets = {}
+        if recording.tenant_id not in targets:
+            targets[recording.tenant_id] = storage_of(recording.tenant_id)
+        target = targets[recording.tenant_id]
         if target is None:
             return None
         key = f"{recording.file_path}/{name}"
@@ -944,13 +955,26 @@ def get_for_tenant(tenant: Tenant, recording_id: str) -> Recording | None:
 
 def live_playlist_url(room: Room, *, base_url: str) -> str | None:
     """The playlist of the room's running HLS stream, if any."""
-    stream = (
-        Recording.objects.filter(room=room, kind=Recording.Kind.HLS)
+    return live_playlist_urls([room], base_url=base_url)[room.pk]
+
+
+def live_playlist_urls(rooms: Sequence[Room], *, base_url: str) -> dict[int, str | None]:
+    """The playlist URL of each room's running HLS stream (None where none runs), by room
+    pk, in a constant number of queries: one for the rooms' running streams, and one for
+    the storage target only when a stream writes to S3."""
+    urls: dict[int, str | None] = {room.pk: None for room in rooms}
+    if not urls:
+        return urls
+    streams = (
+        Recording.objects.filter(room__in=list(urls), kind=Recording.Kind.HLS)
         .active()
-        .order_by("-pk")
-        .first()
+        .order_by("pk")
     )
-    return playlist_url(stream, base_url=base_url) if stream else None
+    targets: dict[int, RecordingStorage | None] = {}
+    for stream in streams:  # by pk: the newest stream of a room wins
+        assert stream.room_id is not None  # filtered on room
+        urls[stream.room_id] = playlist_url(stream, base_url=base_url, targets=targets)
+    return urls
 
 
 def indicator(room: Room) -> dict[str, bool]:

@@ -17,6 +17,7 @@ from accounts.models import Tenant
 from conferences import recurrence, shapes
 from conferences.models import Room
 from conferences.roles import Role
+from conferences.services import recordings as recording_services
 from conferences.services.rooms import hidden_token
 
 from ..fields import (
@@ -398,6 +399,10 @@ class RoomOutputSerializer(serializers.Serializer):
         help_text="Secret for hidden (subscribe-only, invisible) participants: the `token` "
         "of the Callaba-compatible createToken with `hidden: true`"
     )
+    hls_playlist_url = serializers.URLField(
+        allow_null=True,
+        help_text="Playlist (HLS) of the room's running live stream; null when none runs",
+    )
     join_url = serializers.URLField()
     host_url = serializers.URLField()
     created_at = serializers.DateTimeField()
@@ -407,7 +412,13 @@ class RoomOutputSerializer(serializers.Serializer):
 
     def to_representation(self, room: Room) -> dict[str, Any]:
         # Hand-written for speed on long lists; the declared fields document the shape.
-        return room_to_dict(room, self.context["base_url"])
+        # Lists pass every room's playlist URL in the context, read in one query.
+        playlists = self.context.get("playlist_urls")
+        return room_to_dict(
+            room,
+            self.context["base_url"],
+            hls_playlist_url=playlists[room.pk] if playlists is not None else UNREAD,
+        )
 
 
 def _recurrence_text(room: Room) -> str | None:
@@ -420,7 +431,15 @@ def _recurrence_text(room: Room) -> str | None:
     return max(schedules, key=lambda s: s.pk).rule or None
 
 
-def room_to_dict(room: Room, base_url: str) -> dict[str, Any]:
+UNREAD: Any = object()  # room_to_dict's hls_playlist_url when the caller has not read it
+
+
+def room_to_dict(
+    room: Room, base_url: str, *, hls_playlist_url: str | None = UNREAD
+) -> dict[str, Any]:
+    """The v1 room object. `hls_playlist_url` is read here (one query) unless given."""
+    if hls_playlist_url is UNREAD:
+        hls_playlist_url = recording_services.live_playlist_url(room, base_url=base_url)
     return {
         "id": room.number,
         "room_id": room.room_id,
@@ -453,6 +472,7 @@ def room_to_dict(room: Room, base_url: str) -> dict[str, Any]:
         else [],
         "recording_layout": room.recording_layout,
         "hidden_token": hidden_token(room),
+        "hls_playlist_url": hls_playlist_url,
         "join_url": f"{base_url}/room/{room.room_id}",
         "host_url": f"{base_url}/room/{room.room_id}/host/{room.host_secret}",
         "created_at": format_datetime(room.created_at),

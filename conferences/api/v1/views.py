@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from conferences import access, livekit, shapes
 from conferences.models import Room
+from conferences.services import recordings as recording_services
 from conferences.services import rooms as room_services
 
 from ..auth import TenantAPIView
@@ -115,7 +116,8 @@ class RoomsView(V1View):
             rooms = rooms.filter(room_type=room_type)
         primary = F(sort).desc(nulls_last=True) if order == "desc" else F(sort).asc(nulls_last=True)
         tiebreak = "-number" if order == "desc" else "number"
-        # Two queries whatever the page size: COUNT(*) and the page itself.
+        # Constant queries whatever the page size: COUNT(*), the page, its schedules and
+        # its running HLS streams (live_playlist_urls).
         total = rooms.count()
         page = (
             list(
@@ -126,7 +128,11 @@ class RoomsView(V1View):
             if total
             else []
         )
-        output = RoomOutputSerializer(page, many=True, context={"base_url": self.base_url(request)})
+        base_url = self.base_url(request)
+        playlists = recording_services.live_playlist_urls(page, base_url=base_url)
+        output = RoomOutputSerializer(
+            page, many=True, context={"base_url": base_url, "playlist_urls": playlists}
+        )
         return Response(
             {
                 "rooms": output.data,
