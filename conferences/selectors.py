@@ -1,5 +1,6 @@
 """Reads of rooms reused by several interfaces: room state, the waiting room's queue, the
-stage's lineup and hand queue, one participant's stage state. Nothing here writes."""
+stage's lineup and hand queue, one participant's stage state, sessions with who attended.
+Nothing here writes."""
 
 from __future__ import annotations
 
@@ -7,11 +8,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from accounts.models import Tenant
 from conferences import access, livekit
-from conferences.models import Occurrence, Participant, Room, WaitingEntry
+from conferences.models import (
+    Attendance,
+    Occurrence,
+    Participant,
+    Room,
+    RoomSession,
+    WaitingEntry,
+)
 from conferences.roles import Role
 from conferences.services.errors import InvalidState, RoomFull, Unavailable
 
@@ -228,3 +237,43 @@ def own_stage_state(*, room_id: str, identity: str) -> Participant | None:
     if room is None or room_phase(room) == "ended":
         return None
     return present_participant(room=room, identity=identity)
+
+
+# --- sessions and attendance ------------------------------------------------------------------
+
+
+def tenant_sessions(tenant: Tenant) -> QuerySet[RoomSession]:
+    """The sessions of the tenant's own rooms (Room.objects.listed(): direct calls are not
+    the tenant's rooms), as one query with a subquery."""
+    return RoomSession.objects.filter(room__in=Room.objects.for_tenant(tenant).listed())
+
+
+def with_attendance(sessions: QuerySet[RoomSession]) -> QuerySet[RoomSession]:
+    """The sessions with their room (joined) and their attendances in join order (one
+    prefetch query for the whole page, whatever its length)."""
+    return sessions.select_related("room").prefetch_related(
+        Prefetch("attendances", queryset=Attendance.objects.order_by("joined_at", "pk"))
+    )
+
+
+@dataclass(frozen=True)
+class Attendee:
+    identity: str
+    name: str  # the name of the latest stay that had one
+    stays: list[Attendance]  # in join order; a rejoin is another stay
+
+
+def attendees(session: RoomSession) -> list[Attendee]:
+    """Who was in the session, one entry per identity in order of first join. Reads
+    `session.attendances.all()`: no query when it was prefetched (with_attendance)."""
+    by_identity: dict[str, list[Attendance]] = {}
+    for stay in session.attendances.all():
+        by_identity.setdefault(stay.identity, []).append(stay)
+    return [
+        Attendee(
+            identity=identity,
+            name=next((s.name for s in reversed(stays) if s.name), ""),
+            stays=stays,
+        )
+        for identity, stays in by_identity.items()
+    ]

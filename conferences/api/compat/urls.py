@@ -41,6 +41,12 @@ urlpatterns = [
         r"^v2/rooms/deactivate/?$", videosdk.DeactivateView.as_view(), name="videosdk-deactivate"
     ),
     re_path(r"^v2/rooms/(?P<room_id>[^/]+)/?$", videosdk.RoomView.as_view(), name="videosdk-room"),
+    re_path(r"^v2/sessions/?$", videosdk.SessionsView.as_view(), name="videosdk-sessions"),
+    re_path(
+        r"^v2/sessions/(?P<session_id>[^/]+)/?$",
+        videosdk.SessionView.as_view(),
+        name="videosdk-session",
+    ),
     re_path(r"^v2/(?P<rest>.*)$", videosdk.NotFoundView.as_view()),
 ]
 

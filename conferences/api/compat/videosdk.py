@@ -1,4 +1,6 @@
-"""The VideoSDK-compatible rooms API (reference/videosdk-create-room.txt): `/v2/rooms`.
+"""The VideoSDK-compatible rooms API (reference/videosdk-create-room.txt): `/v2/rooms`, and
+the sessions API its room object links to (`/v2/sessions/`), read from RoomSession and
+Attendance.
 
 A thin facade over the same services as /api/v1/: a room created here is the same room
 everywhere in Parley (its v1 `room_id`, its join page), and `roomId` is the room's
@@ -26,7 +28,8 @@ from rest_framework.response import Response
 from accounts import signing_keys
 from accounts.models import Tenant
 from accounts.services import authenticate_api_key
-from conferences.models import Room
+from conferences import selectors
+from conferences.models import Room, RoomSession
 from conferences.services import moderation
 from conferences.services import rooms as room_services
 from conferences.services.errors import ServiceError
@@ -60,6 +63,7 @@ QUALITIES = ("low", "med", "high")
 ORIENTATIONS = ("portrait", "landscape")
 MAX_GRID_SIZE = 4
 PER_PAGE_MAX = 100
+SESSION_STATUSES = ("ongoing", "ended")
 NO_TRANSCRIPTION = "transcription is not available on this server"
 _url = URLValidator(schemes=["http", "https"])
 _ROOM_ID = re.compile(r"[a-z]{4}-[a-z]{4}-[a-z]{4}")
@@ -118,6 +122,10 @@ def _iso_millis(value: Any) -> str:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _iso_or_none(value: Any) -> str | None:
+    return None if value is None else _iso_millis(value)
+
+
 def room_to_videosdk(room: Room, tenant: Tenant, base_url: str) -> dict[str, Any]:
     return {
         "roomId": room.meeting_id,
@@ -130,6 +138,35 @@ def room_to_videosdk(room: Room, tenant: Tenant, base_url: str) -> dict[str, Any
         "links": {
             "get_room": f"{base_url}/v2/rooms/{room.meeting_id}",
             "get_session": f"{base_url}/v2/sessions/",
+        },
+    }
+
+
+def session_to_videosdk(session: RoomSession, base_url: str) -> dict[str, Any]:
+    """VideoSDK's session object. `session.room` and `session.attendances` should be loaded
+    already (selectors.with_attendance), or this costs two queries."""
+    room = session.room
+    return {
+        "id": session.session_id,
+        "roomId": room.meeting_id,
+        "customRoomId": room.custom_room_id or None,
+        "start": _iso_millis(session.started_at),
+        "end": _iso_or_none(session.ended_at),
+        "status": "ongoing" if session.ended_at is None else "ended",
+        "participants": [
+            {
+                "participantId": attendee.identity,
+                "name": attendee.name,
+                "timelog": [
+                    {"start": _iso_millis(stay.joined_at), "end": _iso_or_none(stay.left_at)}
+                    for stay in attendee.stays
+                ],
+            }
+            for attendee in selectors.attendees(session)
+        ],
+        "links": {
+            "get_room": f"{base_url}/v2/rooms/{room.meeting_id}",
+            "get_session": f"{base_url}/v2/sessions/{session.session_id}",
         },
     }
 
@@ -385,6 +422,15 @@ def _page_param(request: Request, name: str, default: int, maximum: int | None) 
     return int(raw)
 
 
+def _page_info(page: int, per_page: int, total: int) -> dict[str, int]:
+    return {
+        "currentPage": page,
+        "perPage": per_page,
+        "lastPage": max(1, math.ceil(total / per_page)),
+        "total": total,
+    }
+
+
 class RoomsView(VideoSdkView):
     def post(self, request: Request) -> Response:
         data = parse_create(self.body(request))
@@ -402,12 +448,7 @@ class RoomsView(VideoSdkView):
         base = self.base_url(request)
         return Response(
             {
-                "pageInfo": {
-                    "currentPage": page,
-                    "perPage": per_page,
-                    "lastPage": max(1, math.ceil(total / per_page)),
-                    "total": total,
-                },
+                "pageInfo": _page_info(page, per_page, total),
                 "data": [room_to_videosdk(room, self.tenant(request), base) for room in found],
             }
         )
@@ -439,6 +480,64 @@ class DeactivateView(VideoSdkView):
             raise _bad("roomId is required")
         room = moderation.deactivate_room(room=self.room(request, room_id))
         return self.answer(request, room)
+
+
+class SessionsView(VideoSdkView):
+    """The tenant's sessions, newest first; `roomId` / `customRoomId` name one room (404 if
+    it is not the caller's), `status` is `ongoing` or `ended`."""
+
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        page = _page_param(request, "page", 1, None)
+        per_page = _page_param(request, "perPage", 20, PER_PAGE_MAX)
+        status = params.get("status") or None
+        if status is not None:
+            _choice(status, "status", SESSION_STATUSES)
+        sessions = selectors.tenant_sessions(self.tenant(request))
+        room_id = params.get("roomId") or None
+        custom_room_id = params.get("customRoomId") or None
+        if room_id is not None or custom_room_id is not None:
+            rooms = Room.objects.for_tenant(self.tenant(request)).listed()
+            if room_id is not None:
+                if not _ROOM_ID.fullmatch(room_id):
+                    raise VideoSdkError(404, "Room not found")
+                rooms = rooms.filter(meeting_id=room_id)
+            if custom_room_id is not None:
+                if "\x00" in custom_room_id or len(custom_room_id) > 100:
+                    raise VideoSdkError(404, "Room not found")  # no such customRoomId
+                rooms = rooms.filter(custom_room_id=custom_room_id)
+            room = rooms.first()
+            if room is None:
+                raise VideoSdkError(404, "Room not found")
+            sessions = sessions.filter(room=room)
+        if status is not None:
+            sessions = sessions.filter(ended_at__isnull=status == "ongoing")
+        # COUNT(*), the page with its rooms, and the page's attendances: three queries
+        # whatever the page size (plus one for the room when roomId/customRoomId is given).
+        total = sessions.count()
+        start = (page - 1) * per_page
+        found = selectors.with_attendance(sessions.order_by("-started_at", "-pk"))[
+            start : start + per_page
+        ]
+        base = self.base_url(request)
+        return Response(
+            {
+                "pageInfo": _page_info(page, per_page, total),
+                "data": [session_to_videosdk(session, base) for session in found],
+            }
+        )
+
+
+class SessionView(VideoSdkView):
+    def get(self, request: Request, session_id: str) -> Response:
+        session = (
+            selectors.with_attendance(selectors.tenant_sessions(self.tenant(request)))
+            .filter(session_id=session_id)
+            .first()
+        )
+        if session is None:
+            raise VideoSdkError(404, "Session not found")
+        return Response(session_to_videosdk(session, self.base_url(request)))
 
 
 class NotFoundView(VideoSdkView):
