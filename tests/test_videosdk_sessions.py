@@ -64,11 +64,12 @@ def iso(seconds: float) -> str:
 
 @pytest.fixture
 def story(sdk, owner, livekit):
-    """A room made through /v2/rooms: an ended session (Ann 0..90 s, Bob 30..? cut by the
-    end, Ann again 100..120 s), then an ongoing one with Cy present."""
+    """A room made through /v2/rooms: an ended session (Ann 0..90 s, Bob from 30 s until the
+    session ended, Ann again 100..120 s), then an ongoing one with Cy present."""
     room = create(sdk, {"customRoomId": "weekly-sync"})
     first = start(owner, room)
     t0 = float(int(timezone.now().timestamp())) - 300  # LiveKit's times are whole seconds
+    # The stays below lie inside the session, as LiveKit's would.
     RoomSession.objects.filter(pk=first.pk).update(
         started_at=timezone.now() - dt.timedelta(minutes=10)
     )
@@ -229,6 +230,9 @@ class TestList:
             body = sdk.get("/v2/sessions?perPage=100").json()
         assert len(body["data"]) == sessions
         assert all(len(s["participants"]) == 1 for s in body["data"])
+        # 1 the key, 2 the session with its room, 3 its attendances
+        with django_assert_num_queries(3):
+            assert sdk.get(f"/v2/sessions/{body['data'][0]['id']}").json()["participants"]
         # 1 the key, 2 the room by roomId, 3 COUNT(*), 4 the page, 5 its attendances
         with django_assert_num_queries(5):
             body = sdk.get(f"/v2/sessions?roomId={room.meeting_id}&status=ended").json()
