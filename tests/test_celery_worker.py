@@ -165,6 +165,9 @@ def test_worker_and_beat_start_a_room_on_time(processes, owner, livekit):
     calls = wait_for(lambda: livekit.calls_to("CreateRoom"), timeout=40)
     assert calls, processes.log("worker")[-2000:] + processes.log("beat")[-2000:]
     assert [c.request.name for c in calls] == [room.room_id]
+    # LiveKit sees CreateRoom inside the worker's transaction (claim and call share it); the
+    # claim is visible here once that transaction commits, a moment later.
+    wait_for(lambda: Occurrence.objects.filter(pk=occ.pk, status="live").exists(), timeout=10)
     occ.refresh_from_db()
     assert occ.status == "live"
     lateness = (occ.started_at - occ.start_time).total_seconds()
