@@ -14,6 +14,7 @@ worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -72,15 +73,21 @@ def _playwright_browser() -> Iterator[Any]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("the playwright package is not installed")
+    with launch_chromium(sync_playwright, CHROMIUM_ARGS) as browser:
+        yield browser
+
+
+@contextlib.contextmanager
+def launch_chromium(sync_playwright: Any, args: list[str]) -> Iterator[Any]:
+    """Debian's Chromium under Playwright with `args`, closed (and the environment restored)
+    on exit. Shared by the browser and the real-media tests."""
     # The Playwright loop on this thread makes Django think it is in async code; test code
     # here is plain synchronous code, so allow it (fixtures set up data on this thread).
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     playwright = sync_playwright().start()
     try:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
         try:
             yield browser
         finally:

@@ -25,7 +25,14 @@ from typing import Any
 import pytest
 
 from scripts import livekit_server
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, LiveServer, off_loop, wait_until
+from tests.browser.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LiveServer,
+    launch_chromium,
+    off_loop,
+    wait_until,
+)
 
 REQUIRE_LIVEKIT = os.environ.get("REQUIRE_LIVEKIT") == "1"
 API_KEY = "parley-media"
@@ -124,23 +131,8 @@ def media_browser(_media_binary) -> Iterator[Any]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("the playwright package is not installed")
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    playwright = sync_playwright().start()
-    try:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=MEDIA_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-    finally:
-        playwright.stop()
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    with launch_chromium(sync_playwright, MEDIA_ARGS) as browser:
+        yield browser
 
 
 @pytest.fixture(scope="package")
