@@ -23,6 +23,45 @@ from tests.livekit_double import LiveKitDouble
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
 
+def _end_stray_connections(connection) -> None:
+    """Before a transactional test's flush (TRUNCATE) on PostgreSQL, end the connections the
+    test's subprocesses (Celery workers, servers) left on the test database: one idle in a
+    transaction would make the flush wait for a lock forever. The suite's own connections
+    carry its application_name (dashboard/settings_test.py) and are left alone."""
+    if connection.vendor != "postgresql":
+        return
+    mine = connection.settings_dict.get("OPTIONS", {}).get("application_name", "")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, application_name, state, left(query, 120) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND application_name <> %s",
+            [mine],
+        )
+        stray = cursor.fetchall()
+        for pid, name, state, query in stray:
+            if state and state.startswith("idle in transaction") or state == "active":
+                print(f"\n[tests] ending a stray connection {pid} ({name!r}, {state}): {query}")
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def _patch_flush() -> None:
+    from django.db import connections
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def _fixture_teardown(self):  # type: ignore[no-untyped-def]
+        for alias in self._databases_names(include_mirrors=False):
+            _end_stray_connections(connections[alias])
+        return original(self)
+
+    TransactionTestCase._fixture_teardown = _fixture_teardown  # type: ignore[method-assign]
+
+
+_patch_flush()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     cache.clear()

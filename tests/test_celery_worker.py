@@ -124,6 +124,12 @@ class Processes:
                 except ProcessLookupError:
                     pass
                 proc.wait(5)
+            # The leader has exited; its pool children (same process group) must not outlive
+            # it and keep running ticks on the next test's database.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 @pytest.fixture
