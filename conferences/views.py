@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
 from accounts.models import Membership
 from branding.selectors import brand_for_room
+from parley.clientip import client_ip
 
 from . import access, selectors, sessions, shapes
 from .api.errors import json_error
@@ -42,7 +43,7 @@ def _room_or_404(room_id: str) -> Room:
 
 
 def _client(request: HttpRequest) -> str:
-    return access.client_key(request.META.get("REMOTE_ADDR", ""))
+    return access.client_key(client_ip(request))
 
 
 def _visitor(request: HttpRequest, room: Room) -> access.Visitor:

@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts import signing_keys
 from conferences import access, selectors
 from conferences.models import AccessAttempt, JoinCode, Room
+from parley import ratelimit
 
 from .errors import (
     AccessRequired,
@@ -43,6 +44,20 @@ MAX_CODE_REQUESTS = 5
 CODE_TTL = timedelta(minutes=10)
 CODE_MAX_TRIES = 5  # wrong tries before one code is blocked
 PASSWORD_MAX = 128
+# Room-wide slow-down of wrong passwords, across every client: after ROOM_FREE_FAILURES in
+# ATTEMPT_WINDOW each wrong one delays the next try 1, 2, 4 ... up to ROOM_MAX_DELAY seconds.
+ROOM_FREE_FAILURES = 20
+ROOM_MAX_DELAY = 30
+
+
+def room_backoff(room: Room) -> ratelimit.Backoff:
+    return ratelimit.Backoff(
+        scope="pw-room",
+        subject=str(room.pk),
+        free=ROOM_FREE_FAILURES,
+        cap=ROOM_MAX_DELAY,
+        seconds=int(ATTEMPT_WINDOW.total_seconds()),
+    )
 
 
 def _wait_seconds(
@@ -77,9 +92,20 @@ def verify_password(*, room: Room, password: object, client: str) -> str:
     """Check `password` against the room's hash; returns the proof to keep in the session.
 
     At most MAX_WRONG_PASSWORDS wrong tries per room and client per ATTEMPT_WINDOW; past
-    that every try (even a right one) answers LockedOut until the window slides."""
+    that every try (even a right one) answers LockedOut until the window slides. Across all
+    clients, the room's slow-down (`room_backoff`) spaces tries out once many were wrong;
+    its wait is short and always ends, so the right password gets in."""
     if not isinstance(password, str) or not password:
         raise InvalidInput("Enter the password", field="password")
+    backoff = room_backoff(room)
+    room_wait = ratelimit.backoff_wait(backoff)
+    if room_wait:
+        raise LockedOut(
+            "This room is getting many wrong passwords: "
+            f"try again in {room_wait} second{'s' if room_wait != 1 else ''}.",
+            retry_after=room_wait,
+            code="ROOM_SLOW_DOWN",
+        )
     now = timezone.now()
     with transaction.atomic():
         # The room row serialises concurrent tries, so the limit holds under a burst.
@@ -94,6 +120,7 @@ def verify_password(*, room: Room, password: object, client: str) -> str:
             )
             if ok:
                 return access.password_fingerprint(room)
+            ratelimit.backoff_fail(backoff)
             wait = _wait_seconds(
                 room, AccessAttempt.Kind.PASSWORD, client, MAX_WRONG_PASSWORDS, now
             )

@@ -42,6 +42,7 @@ from conferences.roles import STAGE_ROLES, Role, default_role
 from conferences.services import lobby
 from conferences.services import rooms as room_services
 from conferences.services.errors import LockedOut, ServiceError
+from parley.clientip import client_ip
 
 from ..auth import ApiKeyAuthentication, TenantAPIView, request_tenant
 from ..v1.serializers import RoomInputSerializer
@@ -620,7 +621,7 @@ POLICY_REASONS: dict[str, str] = {
 
 
 def _client(request: Request) -> str:
-    return access.client_key(request.META.get("REMOTE_ADDR", ""))
+    return access.client_key(client_ip(request))
 
 
 def _base_url(request: Request) -> str:
