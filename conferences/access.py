@@ -98,6 +98,7 @@ class Visitor:
     host_fingerprint: str = ""
     client: str = ""  # client_key() of its address, for per-client limits
     vouched: Vouched | None = None  # a signed participant token (no session involved)
+    entries: tuple[str, ...] = ()  # lobby entries this browser's session created in the room
 
 
 def vouched_for(room: Room, visitor: Visitor) -> Vouched | None:

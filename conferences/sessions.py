@@ -36,6 +36,7 @@ def visitor_for(session: Any, user: Any, room_id: str, client: str = "") -> acce
         email=str(proofs.get("email", "")),
         host_fingerprint=str((session.get(HOSTS) or {}).get(room_id, "")),
         client=client,
+        entries=tuple(entries_for(session, room_id)),
     )
 
 

@@ -362,7 +362,7 @@ def join(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse
         return _admitted(result)
     # Asking again replaces this browser's earlier place in the queue.
     for entry_id in sessions.entries_for(request.session, room.room_id):
-        lobby.leave_lobby(room_id=room.room_id, entry_id=entry_id)
+        lobby.withdraw(room_id=room.room_id, entry_id=entry_id)
     result = lobby.join(room=room, name=body.get("name"), visitor=_visitor(request, room))
     if result.entry is not None:
         entry = result.entry

@@ -68,3 +68,14 @@ def client_ip(request: Any) -> str:
     """The client address of a Django (or DRF) request."""
     meta: Mapping[str, str] = request.META
     return resolve(meta.get("REMOTE_ADDR", ""), meta.get("HTTP_X_FORWARDED_FOR", ""))
+
+
+def scope_client_ip(scope: Mapping[str, Any]) -> str:
+    """The client address of an ASGI (websocket) scope, by the same rules."""
+    peer = (scope.get("client") or ("", 0))[0] or ""
+    forwarded = ",".join(
+        value.decode("latin1")
+        for name, value in scope.get("headers") or ()
+        if name.lower() == b"x-forwarded-for"
+    )
+    return resolve(peer, forwarded)

@@ -331,11 +331,14 @@ def participant_remove(request: DashRequest, room_id: str, identity: str) -> Htt
         )
     try:
         # A member acts as the room's host: the kick switch applies.
-        moderation.remove_participant(room=room, identity=identity)
+        ban = request.POST.get("ban") == "1"
+        moderation.remove_participant(room=room, identity=identity, ban=ban)
     except ServiceError as exc:
         service_error(request, exc)
     else:
-        messages.success(request, f"{identity} was removed.")
+        messages.success(
+            request, f"{identity} was removed{' and banned until the meeting ends' if ban else ''}."
+        )
     return _back(room)
 
 
