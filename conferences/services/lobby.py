@@ -130,21 +130,26 @@ def end_admissions(*, room: Room, identity: str, ban: bool) -> int:
             status__in=[WaitingEntry.Status.ADMITTED, WaitingEntry.Status.REMOVED],
         )
     )
+    if ban:
+        reason = "A host removed you from this room and you cannot ask to join again"
+        _settle(entries, WaitingEntry.Status.BANNED, reason)
+    else:
+        _settle(entries, WaitingEntry.Status.REMOVED, "A host removed you from this room")
+    return len(entries)
+
+
+def _settle(entries: list[WaitingEntry], status: str, reason: str) -> None:
+    """Give `entries` their final `status` and tell their pages (their lobby sockets)."""
     now = timezone.now()
     for entry in entries:
-        entry.status = WaitingEntry.Status.BANNED if ban else WaitingEntry.Status.REMOVED
-        entry.reason = (
-            "A host removed you from this room"
-            if not ban
-            else "A host removed you from this room and you cannot ask to join again"
-        )
+        entry.status = status
+        entry.reason = reason
         entry.decided_at = now
         entry.save(update_fields=["status", "reason", "decided_at"])
         events.notify_on_commit(
             events.lobby_group(entry.entry_id),
             {"type": "lobby.decided", "entry_id": entry.entry_id},
         )
-    return len(entries)
 
 
 def _count_lobby_request(room: Room, client: str) -> None:
@@ -317,17 +322,8 @@ def leave_lobby(*, room_id: str, entry_id: str) -> bool:
 def close(*, room: Room, reason: str = "The room ended") -> int:
     """Everyone still waiting leaves the queue (the room ended); their pages are told.
     Runs inside the caller's transaction (rooms.stop_room)."""
-    now = timezone.now()
     entries = list(selectors.waiting(room).select_for_update())
-    for entry in entries:
-        entry.status = WaitingEntry.Status.LEFT
-        entry.reason = reason
-        entry.decided_at = now
-        entry.save(update_fields=["status", "reason", "decided_at"])
-        events.notify_on_commit(
-            events.lobby_group(entry.entry_id),
-            {"type": "lobby.decided", "entry_id": entry.entry_id},
-        )
+    _settle(entries, WaitingEntry.Status.LEFT, reason)
     return len(entries)
 
 

@@ -67,13 +67,18 @@ def _let_in(room, guest: Browser) -> tuple[str, str]:
     return asked["entry_id"], asked["identity"]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_removal_ends_the_admission_for_the_old_socket_and_a_copied_cookie(owner, livekit):
+def _admitted_guest(owner) -> tuple:
+    """A live waiting-room room and a guest let in: (room, guest, entry_id, identity, cookie)."""
     room = make_room(owner, **LOBBY)
     room_services.start_room(room=room)
     guest = Browser(room, ip=GUEST_IP)
     entry_id, identity = _let_in(room, guest)
-    cookie = guest.client.cookies["sessionid"].value
+    return room, guest, entry_id, identity, guest.client.cookies["sessionid"].value
+
+
+@pytest.mark.django_db(transaction=True)
+def test_removal_ends_the_admission_for_the_old_socket_and_a_copied_cookie(owner, livekit):
+    room, guest, entry_id, identity, cookie = _admitted_guest(owner)
 
     async def scenario():
         first = await _state(room, entry_id, cookie, GUEST_IP)
@@ -104,11 +109,7 @@ def test_removal_ends_the_admission_for_the_old_socket_and_a_copied_cookie(owner
 
 @pytest.mark.django_db(transaction=True)
 def test_asking_again_withdraws_an_earlier_admission(owner, livekit):
-    room = make_room(owner, **LOBBY)
-    room_services.start_room(room=room)
-    guest = Browser(room, ip=GUEST_IP)
-    entry_id, _ = _let_in(room, guest)
-    cookie = guest.client.cookies["sessionid"].value
+    room, guest, entry_id, _, cookie = _admitted_guest(owner)
     assert guest.join("Mallory").status_code == 202
 
     async def scenario():
