@@ -22,6 +22,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 
 from accounts.models import Membership, Tenant, User
@@ -154,10 +155,28 @@ def access_problem(room: Room, visitor: Visitor) -> AccessRequired | None:
             )
         return None
     if kind == Room.AccessType.AUTHENTICATED:
-        if visitor.user is not None and visitor.user.is_authenticated and visitor.user.is_active:
+        user = visitor.user
+        if user is None or not user.is_authenticated or not user.is_active:
+            return AccessRequired("Sign in to join this room", code="LOGIN_REQUIRED")
+        if member_or_allowed_domain(room, user):
             return None
-        return AccessRequired("Sign in to join this room", code="LOGIN_REQUIRED")
+        return AccessRequired(
+            "This room is for members of its workspace: your account cannot join it",
+            code="NOT_A_MEMBER",
+        )
     return AccessRequired("This room cannot be joined", code="ACCESS_REQUIRED")
+
+
+def member_or_allowed_domain(room: Room, user: User) -> bool:
+    """An "authenticated" room admits signed-in members of its own tenant, and accounts with
+    a verified address in one of the room's `allowed_email_domains`; no other account."""
+    if Membership.objects.filter(user=user, tenant_id=room.tenant_id).exists():
+        return True
+    domains = set(room.allowed_email_domains or [])
+    if not domains:
+        return False
+    verified = EmailAddress.objects.filter(user=user, verified=True).values_list("email", flat=True)
+    return any(email.rpartition("@")[2].lower() in domains for email in verified)
 
 
 # --- rooms by credential --------------------------------------------------------------------

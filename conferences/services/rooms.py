@@ -83,11 +83,15 @@ def _apply(room: Room, data: dict[str, Any]) -> None:
         room.password_hash = make_password(data["password"])
     if "whitelist_emails" in data:
         room.whitelist_emails = data["whitelist_emails"]
+    if "allowed_email_domains" in data:
+        room.allowed_email_domains = data["allowed_email_domains"]
     # Credentials of an access type the room no longer uses are dropped, never kept around.
     if room.access_type != Room.AccessType.PASSWORD:
         room.password_hash = ""
     if room.access_type != Room.AccessType.WHITELIST:
         room.whitelist_emails = []
+    if room.access_type != Room.AccessType.AUTHENTICATED:
+        room.allowed_email_domains = []
 
 
 SCHEDULING_FIELDS = {"room_type", "start_time", "end_time", "recurring", "recurrence", "timezone"}
