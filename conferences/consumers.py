@@ -312,6 +312,11 @@ class HostConsumer(AsyncJsonWebsocketConsumer):
             return
         await self._refresh(lobby=True, stage=self.stage)
 
+    async def host_revoked(self, message: dict[str, Any]) -> None:
+        # The host link was rotated: a session it made a host closes (re-checked, so a
+        # member's socket stays open).
+        await self._refresh(lobby=True, stage=self.stage)
+
     async def parley_event(self, message: dict[str, Any]) -> None:
         event = message.get("event")
         lobby = event in LOBBY_EVENTS | ROOM_EVENTS

@@ -344,6 +344,24 @@ def participant_remove(request: DashRequest, room_id: str, identity: str) -> Htt
 
 @require_POST
 @dashboard_view(write=Role.MEMBER)
+def room_host_link_rotate(request: DashRequest, room_id: str) -> HttpResponse:
+    """A new host link; the old ones and the host sessions they opened stop working."""
+    room = get_room(request, room_id)
+    if not confirmed(request):
+        return confirm_page(
+            request,
+            title="Make a new host link?",
+            message="Every earlier host link stops working, and so do host pages opened with it.",
+            action_label="New host link",
+            cancel_url=reverse("dash:room", args=[room.room_id]),
+        )
+    room_services.rotate_host_link(room=room)
+    messages.success(request, "A new host link was made: the old ones no longer work.")
+    return _back(room)
+
+
+@require_POST
+@dashboard_view(write=Role.MEMBER)
 def room_mute_all(request: DashRequest, room_id: str) -> HttpResponse:
     room = get_room(request, room_id)
     kind = request.POST.get("kind", "audio")
