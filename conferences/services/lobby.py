@@ -152,6 +152,15 @@ def _settle(entries: list[WaitingEntry], status: str, reason: str) -> None:
         )
 
 
+def admission_ended(*, room: Room, identity: str) -> bool:
+    """Whether a host removed `identity` after letting it in through the waiting room."""
+    return WaitingEntry.objects.filter(
+        room=room,
+        identity=identity,
+        status__in=[WaitingEntry.Status.REMOVED, WaitingEntry.Status.BANNED],
+    ).exists()
+
+
 def _count_lobby_request(room: Room, client: str) -> None:
     """At most LOBBY_PER_CLIENT entries per room and address per window, so a script cannot
     fill a lobby with entries that never open a socket."""

@@ -167,3 +167,20 @@ def test_the_dashboard_removes_and_bans(owner, livekit):
     response = member.post(url, {"confirm": "yes", "ban": "1"})
     assert response.status_code == 302, response.content
     assert guest.join("Mallory").json()["error"]["code"] == "BANNED"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_coming_back_with_the_old_token_is_put_out_again(live_server, owner, livekit):
+    """The LiveKit token the guest held before removal still lives a few minutes: LiveKit
+    reports the rejoin and Parley removes the identity again."""
+    room, _, _, identity, _ = _admitted_guest(owner)
+    url = f"{live_server.url}/livekit/webhook"
+    stayed = livekit.make_event("participant_joined", room=room.room_id, identity=identity)
+    assert livekit.send_webhook(url, stayed) == 200
+    assert livekit.calls_to("RemoveParticipant") == []  # not removed: nothing happens
+    assert _host(room, f"participants/{identity}/remove").status_code == 200
+    removals = len(livekit.calls_to("RemoveParticipant"))
+    back = livekit.make_event("participant_joined", room=room.room_id, identity=identity)
+    assert livekit.send_webhook(url, back) == 200
+    assert len(livekit.calls_to("RemoveParticipant")) == removals + 1
+    assert livekit.calls_to("RemoveParticipant")[-1].request.identity == identity
