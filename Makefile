@@ -50,7 +50,7 @@ run: seed
 	$(PY) scripts/livekit_server.py run --webhook http://$(HOST):$(PORT)/livekit/webhook & \
 	$(VENV)/bin/celery -A dashboard worker --loglevel=INFO --concurrency=2 --pool=threads & \
 	$(VENV)/bin/celery -A dashboard beat --loglevel=INFO & \
-	$(VENV)/bin/uvicorn dashboard.asgi:application --host $(HOST) --port $(PORT) --no-access-log & \
+	$(VENV)/bin/uvicorn dashboard.asgi:application --host $(HOST) --port $(PORT) --no-access-log --no-proxy-headers & \
 	wait
 
 test: install

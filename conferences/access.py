@@ -20,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from dataclasses import dataclass
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 
 from accounts.models import Membership, Tenant, User
@@ -98,6 +100,8 @@ class Visitor:
     host_fingerprint: str = ""
     client: str = ""  # client_key() of its address, for per-client limits
     vouched: Vouched | None = None  # a signed participant token (no session involved)
+    entries: tuple[str, ...] = ()  # lobby entries this browser's session created in the room
+    host_since: float = 0  # unix time the host link was opened in this session
 
 
 def vouched_for(room: Room, visitor: Visitor) -> Vouched | None:
@@ -110,6 +114,19 @@ def host_secret_matches(room: Room, secret: str) -> bool:
     return same(room.host_secret, secret or "")
 
 
+HOST_SESSION_MAX = 24 * 3600  # seconds a host link's session lasts at most
+
+
+def host_proof_current(room: Room, since: float) -> bool:
+    """A session made a host by the host link stays one for the room's life: until the room
+    ends after the link was opened (its next run needs the link again), and never longer
+    than HOST_SESSION_MAX. Rotating the link (a new secret) voids it at once."""
+    now = time.time()
+    if since <= 0 or since > now + 60 or now - since > HOST_SESSION_MAX:
+        return False
+    return room.ended_at is None or room.ended_at.timestamp() <= since
+
+
 def host_role(room: Room, visitor: Visitor) -> str | None:
     """The visitor's host role in `room`: HOST for the host link, OWNER for the tenant's
     members who may change things (not viewers), and holders of a signed participant token
@@ -117,7 +134,9 @@ def host_role(room: Room, visitor: Visitor) -> str | None:
     vouched = vouched_for(room, visitor)
     if vouched is not None and vouched.moderator:
         return Role.HOST
-    if same(visitor.host_fingerprint, host_fingerprint(room)):
+    if same(visitor.host_fingerprint, host_fingerprint(room)) and host_proof_current(
+        room, visitor.host_since
+    ):
         return Role.HOST
     if visitor.user is not None and visitor.user.is_authenticated:
         role = (
@@ -153,10 +172,28 @@ def access_problem(room: Room, visitor: Visitor) -> AccessRequired | None:
             )
         return None
     if kind == Room.AccessType.AUTHENTICATED:
-        if visitor.user is not None and visitor.user.is_authenticated and visitor.user.is_active:
+        user = visitor.user
+        if user is None or not user.is_authenticated or not user.is_active:
+            return AccessRequired("Sign in to join this room", code="LOGIN_REQUIRED")
+        if member_or_allowed_domain(room, user):
             return None
-        return AccessRequired("Sign in to join this room", code="LOGIN_REQUIRED")
+        return AccessRequired(
+            "This room is for members of its workspace: your account cannot join it",
+            code="NOT_A_MEMBER",
+        )
     return AccessRequired("This room cannot be joined", code="ACCESS_REQUIRED")
+
+
+def member_or_allowed_domain(room: Room, user: User) -> bool:
+    """An "authenticated" room admits signed-in members of its own tenant, and accounts with
+    a verified address in one of the room's `allowed_email_domains`; no other account."""
+    if Membership.objects.filter(user=user, tenant_id=room.tenant_id).exists():
+        return True
+    domains = set(room.allowed_email_domains or [])
+    if not domains:
+        return False
+    verified = EmailAddress.objects.filter(user=user, verified=True).values_list("email", flat=True)
+    return any(email.rpartition("@")[2].lower() in domains for email in verified)
 
 
 # --- rooms by credential --------------------------------------------------------------------

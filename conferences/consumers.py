@@ -36,6 +36,7 @@ from conferences.services import lobby, moderation, stage
 from conferences.services import recordings as recording_services
 from conferences.services.errors import InvalidInput, ServiceError
 from conferences.shapes import format_datetime
+from parley.clientip import scope_client_ip
 
 LOBBY_EVENTS = frozenset(
     {
@@ -104,20 +105,25 @@ class RoomStatusConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(status)
 
 
-def _entry_state(room_id: str, entry_id: str) -> dict[str, Any]:
-    """What a waiting guest's page should do now; mints its token once it is admitted."""
+def _entry_state(room_id: str, entry_id: str, client: str) -> dict[str, Any]:
+    """What a waiting guest's page should do now; mints its token once it is admitted (for
+    the address that asked, `client`)."""
     entry = selectors.lobby_entry(room_id=room_id, entry_id=entry_id)
     if entry is None:
         return {"type": "gone"}
     if entry.status == WaitingEntry.Status.WAITING:
         return {"type": "waiting"}
-    if entry.status == WaitingEntry.Status.REJECTED:
+    if entry.status in (
+        WaitingEntry.Status.REJECTED,
+        WaitingEntry.Status.REMOVED,
+        WaitingEntry.Status.BANNED,
+    ):
         return {"type": "rejected", "message": entry.reason or "The host did not let you in"}
     if entry.status == WaitingEntry.Status.LEFT:
         ended = entry.room.status == Room.Status.COMPLETED
         return {"type": "ended"} if ended else {"type": "gone"}
     try:
-        issued = lobby.token_for_entry(room_id=room_id, entry_id=entry_id)
+        issued = lobby.token_for_entry(room_id=room_id, entry_id=entry_id, client=client)
     except ServiceError as exc:
         return {"type": "error", "code": exc.code, "message": exc.message}
     return {"type": "admitted", **shapes.token_json(issued)}
@@ -168,7 +174,8 @@ class LobbyConsumer(AsyncJsonWebsocketConsumer):
     async def _deliver(self, room_event: str | None = None) -> None:
         if self.done:
             return
-        state = await database_sync_to_async(_entry_state)(self.room_id, self.entry_id)
+        client = access.client_key(scope_client_ip(self.scope))
+        state = await database_sync_to_async(_entry_state)(self.room_id, self.entry_id, client)
         if state["type"] == "waiting" and room_event in ("room.ended", "room.deleted"):
             await database_sync_to_async(lobby.leave_lobby)(
                 room_id=self.room_id, entry_id=self.entry_id
@@ -223,8 +230,11 @@ def _act(room: Room, action: object, content: dict[str, Any]) -> dict[str, Any]:
     """One host action, through the same service every other route calls."""
     if action == "remove":
         identity = _identity(content)
-        moderation.remove_participant(room=room, identity=identity)
-        return {"removed": identity}
+        ban = content.get("ban", False)
+        if not isinstance(ban, bool):
+            raise InvalidInput("'ban' must be true or false", field="ban")
+        moderation.remove_participant(room=room, identity=identity, ban=ban)
+        return {"removed": identity, "banned": ban}
     if action == "mute_all":
         return {"muted": moderation.mute_all(room=room)}
     if action == "disable_video":
@@ -300,6 +310,11 @@ class HostConsumer(AsyncJsonWebsocketConsumer):
                 return
             await self.send_json(reply)
             return
+        await self._refresh(lobby=True, stage=self.stage)
+
+    async def host_revoked(self, message: dict[str, Any]) -> None:
+        # The host link was rotated: a session it made a host closes (re-checked, so a
+        # member's socket stays open).
         await self._refresh(lobby=True, stage=self.stage)
 
     async def parley_event(self, message: dict[str, Any]) -> None:

@@ -95,6 +95,9 @@ class Room(models.Model):
     access_type = models.CharField(max_length=13, choices=AccessType.choices)
     password_hash = models.CharField(max_length=256, blank=True)
     whitelist_emails = models.JSONField(default=list, blank=True)
+    # "authenticated" rooms admit members of the room's tenant, and signed-in accounts whose
+    # verified address is in one of these domains (lower case, no @).
+    allowed_email_domains = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices)
     start_time = models.DateTimeField(null=True, blank=True)
     end_time = models.DateTimeField(null=True, blank=True)
@@ -287,6 +290,8 @@ class WaitingEntry(models.Model):
         ADMITTED = "admitted"
         REJECTED = "rejected"
         LEFT = "left"
+        REMOVED = "removed"  # let in, then removed by a host: the admission is over
+        BANNED = "banned"  # removed with a ban: may not ask again during this live session
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="waiting_entries")
     entry_id = models.CharField(max_length=20, unique=True, default=new_entry_id)
@@ -300,6 +305,8 @@ class WaitingEntry(models.Model):
     )
     email = models.EmailField(blank=True)
     password_fingerprint = models.CharField(max_length=64, blank=True)
+    # access.client_key() of the address that asked: the admission's token goes only there.
+    client_key = models.CharField(max_length=64, blank=True)
     reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)

@@ -8,13 +8,14 @@ proved, and the lobby entries this browser created. `visitor_for` turns them int
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from conferences import access
 from conferences.models import Room
 
 ACCESS = "parley.access"  # {room_id: {"password": fingerprint} | {"email": address}}
-HOSTS = "parley.hosts"  # {room_id: host fingerprint}
+HOSTS = "parley.hosts"  # {room_id: {"fp": host fingerprint, "since": unix time opened}}
 LOBBY = "parley.lobby"  # {entry_id: room_id}
 KEEP = 50  # rooms (or entries) remembered per session; the oldest are dropped
 
@@ -30,12 +31,16 @@ def _bounded_put(session: Any, key: str, name: str, value: Any) -> None:
 
 def visitor_for(session: Any, user: Any, room_id: str, client: str = "") -> access.Visitor:
     proofs = (session.get(ACCESS) or {}).get(room_id) or {}
+    host = (session.get(HOSTS) or {}).get(room_id)
+    host = host if isinstance(host, dict) else {}  # an older session's bare fingerprint: void
     return access.Visitor(
         user=user if user is not None and getattr(user, "is_authenticated", False) else None,
         password_fingerprint=str(proofs.get("password", "")),
         email=str(proofs.get("email", "")),
-        host_fingerprint=str((session.get(HOSTS) or {}).get(room_id, "")),
+        host_fingerprint=str(host.get("fp", "")),
+        host_since=float(host.get("since", 0) or 0),
         client=client,
+        entries=tuple(entries_for(session, room_id)),
     )
 
 
@@ -48,7 +53,9 @@ def remember_email(session: Any, room: Room, email: str) -> None:
 
 
 def remember_host(session: Any, room: Room) -> None:
-    _bounded_put(session, HOSTS, room.room_id, access.host_fingerprint(room))
+    """The host link was opened: a host proof for the room's life (access.host_proof_current)."""
+    proof = {"fp": access.host_fingerprint(room), "since": time.time()}
+    _bounded_put(session, HOSTS, room.room_id, proof)
 
 
 def remember_entry(session: Any, room: Room, entry_id: str) -> None:

@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
 from accounts.models import Membership
 from branding.selectors import brand_for_room
+from parley.clientip import client_ip
 
 from . import access, selectors, sessions, shapes
 from .api.errors import json_error
@@ -42,7 +43,7 @@ def _room_or_404(room_id: str) -> Room:
 
 
 def _client(request: HttpRequest) -> str:
-    return access.client_key(request.META.get("REMOTE_ADDR", ""))
+    return access.client_key(client_ip(request))
 
 
 def _visitor(request: HttpRequest, room: Room) -> access.Visitor:
@@ -361,7 +362,7 @@ def join(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse
         return _admitted(result)
     # Asking again replaces this browser's earlier place in the queue.
     for entry_id in sessions.entries_for(request.session, room.room_id):
-        lobby.leave_lobby(room_id=room.room_id, entry_id=entry_id)
+        lobby.withdraw(room_id=room.room_id, entry_id=entry_id)
     result = lobby.join(room=room, name=body.get("name"), visitor=_visitor(request, room))
     if result.entry is not None:
         entry = result.entry

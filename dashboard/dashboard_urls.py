@@ -22,6 +22,11 @@ urlpatterns = [
     path("rooms/<str:room_id>/participants/", rooms.room_participants, name="room-participants"),
     path("rooms/<str:room_id>/start/", rooms.room_start, name="room-start"),
     path("rooms/<str:room_id>/stop/", rooms.room_stop, name="room-stop"),
+    path(
+        "rooms/<str:room_id>/host-link/rotate/",
+        rooms.room_host_link_rotate,
+        name="room-host-link-rotate",
+    ),
     path("rooms/<str:room_id>/delete/", rooms.room_delete, name="room-delete"),
     path("rooms/<str:room_id>/mute/", rooms.room_mute_all, name="room-mute"),
     path(

@@ -33,6 +33,7 @@ LABELS: dict[str, str] = {
     "access_type": "Who can join",
     "password": "Room password",
     "whitelist_emails": "Allowed emails",
+    "allowed_email_domains": "Also allowed email domains",
     "start_time": "Starts",
     "end_time": "Ends",
     "recurring": "Repeats",
@@ -56,6 +57,8 @@ HELP: dict[str, str] = {
     "max_participants": "Empty: your plan's limit per room.",
     "password": "Guests type it to get in. Leave empty to keep the current one.",
     "whitelist_emails": "One address per line; each proves it with a one-time code.",
+    "allowed_email_domains": "Signed-in accounts with a verified address in these domains "
+    "(one per line, e.g. partner.example) may join besides your workspace's members.",
     "recurrence": "An RFC 5545 rule, e.g. FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10.",
     "waiting_room_enabled": "A host admits each guest.",
     "allow_webinar_mode": "Only hosts and promoted speakers publish; the audience raises hands.",
@@ -89,7 +92,8 @@ AUTO_CLOSE_LABELS = {
 # Form groups, in page order; fields of the serializer not named here go to "More".
 GROUPS: list[tuple[str, list[str]]] = [
     ("Basics", ["name", "room_type", "media_type", "max_participants", "video_quality"]),
-    ("Access", ["access_type", "password", "whitelist_emails", "waiting_room_enabled"]),
+    ("Access", ["access_type", "password", "whitelist_emails", "allowed_email_domains",
+                "waiting_room_enabled"]),
     ("Schedule", ["timezone", "start_time", "end_time", "recurring", "recurrence",
                   "join_before_minutes", "auto_close_type", "auto_close_duration"]),
     ("In the room", ["chat_enabled", "screen_sharing_enabled", "recording_enabled",
@@ -273,7 +277,7 @@ class RoomForm(forms.Form):
                 initial[key] = moment.astimezone(zone).strftime(LOCAL_FORMAT) if moment else ""
             elif key == "host_controls":
                 initial[key] = [k for k, on in (value or {}).items() if on]
-            elif key == "whitelist_emails":
+            elif key in ("whitelist_emails", "allowed_email_domains"):
                 initial[key] = "\n".join(value or [])
             elif key == "auto_close_config":
                 initial["auto_close_type"] = value["type"]
@@ -325,6 +329,8 @@ class RoomForm(forms.Form):
             body.pop("password", None)
         if body.get("access_type") != Room.AccessType.WHITELIST:
             body.pop("whitelist_emails", None)
+        if body.get("access_type") != Room.AccessType.AUTHENTICATED:
+            body.pop("allowed_email_domains", None)
         if not body.get("recurring"):
             body.pop("recurrence", None)
         return body

@@ -7,6 +7,7 @@ any secret still has its development default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -278,6 +279,18 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Parley <noreply@localhost>")
+
+# --- Client addresses (parley/clientip.py) ---------------------------------------------------
+# Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For is believed. Empty (the
+# default): the header is ignored and the peer's address is the client's.
+PARLEY_TRUSTED_PROXIES = envlist("PARLEY_TRUSTED_PROXIES", [])
+for _proxy in PARLEY_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"PARLEY_TRUSTED_PROXIES: {_proxy!r} is not an address or network"
+        ) from None
 
 # --- Product limits -------------------------------------------------------------------------
 DEFAULT_TENANT_TIMEZONE = os.environ.get("DEFAULT_TENANT_TIMEZONE", "UTC")

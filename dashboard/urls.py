@@ -11,6 +11,8 @@ from .views import overview as dashboard_overview
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # Admin signs in through allauth (its rate limits and lockout): dashboard.views.admin_login
+    path("admin/login/", views.admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("conferences.api.v1.urls")),

@@ -105,6 +105,18 @@ def test_create_room_from_the_form(cast: Cast):
                                   "kick_participants": True}  # fmt: skip
 
 
+def test_authenticated_room_with_allowed_domains_from_the_form(cast: Cast):
+    data = room_post_data(
+        access_type="authenticated", allowed_email_domains="partner.example\nOther.example"
+    )
+    response = cast.client("member").post("/dashboard/rooms/new/", data)
+    assert response.status_code == 302
+    room = Room.objects.get(tenant=cast.tenant, name="Design review")
+    assert room.allowed_email_domains == ["partner.example", "other.example"]
+    edit = cast.client("member").get(f"/dashboard/rooms/{room.room_id}/edit/").content.decode()
+    assert "partner.example\nother.example" in edit
+
+
 @pytest.mark.parametrize("preset", ["team", "webinar", "audio", "recorded"])
 def test_presets_fill_the_form(cast: Cast, preset: str):
     page = cast.client("owner").get(f"/dashboard/rooms/new/?preset={preset}").content.decode()
@@ -138,6 +150,10 @@ def test_every_api_field_is_on_the_form(cast: Cast):
         ({"access_type": "password", "password": "abc"}, "password"),
         ({"access_type": "password"}, "password"),
         ({"access_type": "whitelist", "whitelist_emails": "not-an-email"}, "whitelist_emails"),
+        (
+            {"access_type": "authenticated", "allowed_email_domains": "not a domain"},
+            "allowed_email_domains",
+        ),
         ({"room_type": "scheduled"}, "start_time"),
         ({"custom_logo_url": "javascript:alert(1)"}, "custom_logo_url"),
         ({"timezone": "Mars/Olympus"}, "timezone"),

@@ -7,10 +7,12 @@ import datetime as dt
 import re
 
 import pytest
+from allauth.account.models import EmailAddress
 from django.test import Client
 from django.utils import timezone
 
-from conferences.models import AccessAttempt, JoinCode
+from accounts.models import Membership, User
+from conferences.models import AccessAttempt, JoinCode, Room
 from conferences.services import joining
 from conferences.services import rooms as room_services
 from tests.join_helpers import Browser, make_room
@@ -187,12 +189,17 @@ def test_wrong_codes_block_the_code(owner, livekit, mailoutbox):
 
 
 @mails
-def test_verified_address_not_on_the_list(owner, livekit, mailoutbox):
+def test_address_not_on_the_list_gets_no_mail(owner, livekit, mailoutbox):
     room = make_room(owner, **GUEST_LIST)
     browser = Browser(room)
-    browser.post("email", {"email": "eve@example.com"})
+    listed = browser.post("email", {"email": "ann@example.com"})
+    unlisted = browser.post("email", {"email": "eve@example.com"})
+    # The same answer either way, so the list cannot be probed; only Ann gets a mail.
+    assert unlisted.status_code == listed.status_code == 200
+    assert unlisted.json() == {**listed.json(), "email": "eve@example.com"}
+    assert [m.to for m in mailoutbox] == [["ann@example.com"]]
     response = browser.post("code", {"email": "eve@example.com", "code": code_from(mailoutbox[0])})
-    assert "not on this room's guest list" in error(response, 403, "NOT_ON_GUEST_LIST")["message"]
+    error(response, 400, "CODE_INVALID")
     error(browser.join(), 403, "EMAIL_VERIFICATION_REQUIRED")
 
 
@@ -240,16 +247,43 @@ def test_code_input_is_validated(owner, livekit, code):
 # --- sign-in ------------------------------------------------------------------------------------
 
 
-def test_authenticated_room(owner, outsider, livekit):
-    room = make_room(owner, access_type="authenticated")
-    error(Browser(room).join(), 403, "LOGIN_REQUIRED")
+def _signed_in_join(user, room):
     client = Client()
-    client.force_login(outsider.user)
+    client.force_login(user)
     client.get(f"/room/{room.room_id}")
-    response = client.post(
+    return client.post(
         f"/room/{room.room_id}/join", {"name": "Otto"}, content_type="application/json"
     )
-    assert response.json()["role"] == "participant"
+
+
+def test_authenticated_room_admits_the_tenants_members_only(owner, outsider, livekit):
+    room = make_room(owner, access_type="authenticated")
+    error(Browser(room).join(), 403, "LOGIN_REQUIRED")
+    # Another tenant's signed-in user is not "authenticated" for this room.
+    error(_signed_in_join(outsider.user, room), 403, "NOT_A_MEMBER")
+    viewer = User.objects.create_user("vic", "vic@acme.test", "pw-123456789")
+    Membership.objects.create(user=viewer, tenant=owner.tenant, role="viewer")
+    assert _signed_in_join(viewer, room).json()["role"] == "participant"
+
+
+def test_authenticated_room_may_allow_other_email_domains(api, owner, outsider, livekit):
+    body = {"name": "Partners", "access_type": "authenticated"}
+    created = api.post("/api/v1/rooms", {**body, "allowed_email_domains": ["@Partner.example"]})
+    assert created.status_code == 201, created.content
+    assert created.json()["allowed_email_domains"] == ["partner.example"]
+    room = Room.objects.get(room_id=created.json()["room_id"])
+    bad = api.post("/api/v1/rooms", {**body, "allowed_email_domains": ["not a domain"]})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "allowed_email_domains"
+    public = api.post("/api/v1/rooms", {"name": "x" * 5, "allowed_email_domains": ["a.example"]})
+    assert public.status_code == 400
+    partner = User.objects.create_user("pat", "pat@partner.example", "pw-123456789")
+    # The address must be verified: anyone can sign up with any address.
+    unverified = EmailAddress.objects.create(user=partner, email=partner.email, verified=False)
+    error(_signed_in_join(partner, room), 403, "NOT_A_MEMBER")
+    unverified.verified = True
+    unverified.save()
+    assert _signed_in_join(partner, room).json()["role"] == "participant"
+    error(_signed_in_join(outsider.user, room), 403, "NOT_A_MEMBER")
 
 
 # --- names --------------------------------------------------------------------------------------

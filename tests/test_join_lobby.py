@@ -12,6 +12,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django.utils import timezone
 
+from conferences.access import client_key
 from conferences.models import WaitingEntry
 from conferences.services import joining
 from conferences.services import rooms as room_services
@@ -58,14 +59,17 @@ def test_host_sees_the_queue_in_order(owner, livekit):
     }
 
 
+CLIENT = client_key("198.51.100.7")  # the address of a Browser() by default
+
+
 def test_admit_one_then_token_for_that_entry_only(owner, livekit):
     room = make_room(owner, **LOBBY)
     entry_id = Browser(room).join("Grace").json()["entry_id"]
     with pytest.raises(joining.ServiceError):
-        joining.token_for_entry(room_id=room.room_id, entry_id=entry_id)
+        joining.token_for_entry(room_id=room.room_id, entry_id=entry_id, client=CLIENT)
     response = host_api(room, f"waiting/{entry_id}/admit")
     assert response.json() == {"admitted": [entry_id], "rejected": []}
-    issued = joining.token_for_entry(room_id=room.room_id, entry_id=entry_id)
+    issued = joining.token_for_entry(room_id=room.room_id, entry_id=entry_id, client=CLIENT)
     entry = WaitingEntry.objects.get(entry_id=entry_id)
     claims = livekit.verify_join_token(issued.token, room=room.room_id)
     assert claims["sub"] == entry.identity and claims["name"] == "Grace"
@@ -166,7 +170,10 @@ def _socket(path: str, browser: Browser | None = None) -> WebsocketCommunicator:
     session = browser.client.cookies.get("sessionid") if browser is not None else None
     if session is not None:
         headers.append((b"cookie", f"sessionid={session.value}".encode()))
-    return WebsocketCommunicator(_app(), path, headers=headers)
+    ws = WebsocketCommunicator(_app(), path, headers=headers)
+    if browser is not None:  # the socket comes from the browser's own address
+        ws.scope["client"] = (browser.client.defaults["REMOTE_ADDR"], 50000)
+    return ws
 
 
 @pytest.mark.django_db(transaction=True)

@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from accounts.models import Membership, User
 from branding.models import Brand
 from conferences.services import rooms as room_services
 from tests.join_helpers import Browser, make_room, page_config
@@ -106,13 +107,20 @@ def test_login_link_returns_to_the_room(owner, livekit):
     assert config["urls"]["login"] == f"/accounts/login/?next=/room/{room.room_id}"
 
 
-def test_signed_in_user_passes_an_authenticated_room(owner, outsider, livekit):
+def test_a_member_passes_an_authenticated_room_and_an_outsider_does_not(owner, outsider, livekit):
     room = make_room(owner, access_type="authenticated")
+    viewer = User.objects.create_user("vic", "vic@acme.test", "pw-123456789")
+    Membership.objects.create(user=viewer, tenant=owner.tenant, role="viewer")
     client = Client()
-    client.force_login(outsider.user)  # any signed-in user, not only the tenant's
+    client.force_login(viewer)  # a member who is not a host
     response = client.get(f"/room/{room.room_id}")
     assert view_of(response) == "prejoin"
     assert page_config(response)["isHost"] is False
+    stranger = Client()
+    stranger.force_login(outsider.user)  # signed in, but another tenant's
+    response = stranger.get(f"/room/{room.room_id}")
+    assert view_of(response) == "denied"
+    assert page_config(response)["access"]["needs"] == "NOT_A_MEMBER"
 
 
 def test_host_link_makes_the_browser_host(owner, livekit):

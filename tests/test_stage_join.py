@@ -418,7 +418,10 @@ def _socket(path: str, browser: Browser | None = None) -> WebsocketCommunicator:
     session = browser.client.cookies.get("sessionid") if browser is not None else None
     if session is not None:
         headers.append((b"cookie", f"sessionid={session.value}".encode()))
-    return WebsocketCommunicator(_app(), path, headers=headers)
+    ws = WebsocketCommunicator(_app(), path, headers=headers)
+    if browser is not None:  # the socket comes from the browser's own address
+        ws.scope["client"] = (browser.client.defaults["REMOTE_ADDR"], 50000)
+    return ws
 
 
 async def _until(ws: WebsocketCommunicator, predicate, timeout: float = 3):

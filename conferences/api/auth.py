@@ -1,4 +1,6 @@
-"""X-API-Key authentication and per-plan rate limiting for the tenant APIs."""
+"""X-API-Key authentication and per-plan rate limiting for the tenant APIs, and the throttle
+on failed authentications per client address (every key-carrying surface: v1, Callaba's
+x-access-token, VideoSDK's Authorization, Interactive Show)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,35 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiKey, Tenant
 from accounts.services import authenticate_api_key
+from conferences.access import client_key
 from parley import ratelimit
+from parley.clientip import client_ip
+
+from .errors import AuthThrottled
+
+AUTH_FAILURES_ALLOWED = 20  # failed authentications per client address per window
+AUTH_FAILURE_WINDOW = 600  # seconds
+
+
+def _failure_window(request: Request) -> ratelimit.Window:
+    return ratelimit.window(
+        "auth-fail", client_key(client_ip(request)), seconds=AUTH_FAILURE_WINDOW
+    )
+
+
+def refuse_if_failing(request: Request) -> None:
+    """Raise AuthThrottled while this address is over its failed-authentication budget."""
+    w = _failure_window(request)
+    if ratelimit.used(w) >= AUTH_FAILURES_ALLOWED:
+        wait = max(1, math.ceil(w.reset - time.time()))
+        raise AuthThrottled(
+            wait=wait,
+            detail=f"Too many failed authentications from your address. Try again in {wait} s.",
+        )
+
+
+def count_failure(request: Request) -> None:
+    ratelimit.hit(_failure_window(request))
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -26,8 +56,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw = request.headers.get(self.header, "")
         if not raw:
             raise exceptions.NotAuthenticated("Missing API key: send it in the X-API-Key header")
+        refuse_if_failing(request)
         api_key = authenticate_api_key(raw.strip())
         if api_key is None:
+            count_failure(request)
             raise exceptions.AuthenticationFailed("Invalid or revoked API key")
         request.tenant = api_key.tenant  # type: ignore[attr-defined]
         return (None, api_key)

@@ -78,6 +78,13 @@ def _first_validation_error(detail: Any, prefix: str = "") -> tuple[str | None, 
     return None, str(detail)
 
 
+class AuthThrottled(exceptions.Throttled):
+    """Too many failed authentications from this address (conferences.api.auth): every try,
+    even with a good key, answers 429 until the window ends, so keys cannot be guessed."""
+
+    default_detail = "Too many failed authentications from your address"
+
+
 _GENERIC = {
     exceptions.ParseError: (400, "INVALID_JSON"),
     exceptions.AuthenticationFailed: (401, "UNAUTHORIZED"),
@@ -88,6 +95,7 @@ _GENERIC = {
     exceptions.NotAcceptable: (406, "NOT_ACCEPTABLE"),
     exceptions.UnsupportedMediaType: (415, "UNSUPPORTED_MEDIA_TYPE"),
     exceptions.Throttled: (429, "RATE_LIMIT_EXCEEDED"),
+    AuthThrottled: (429, "TOO_MANY_FAILED_AUTHENTICATIONS"),
 }
 
 

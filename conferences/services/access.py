@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -22,6 +23,7 @@ from django.utils import timezone
 from accounts import signing_keys
 from conferences import access, selectors
 from conferences.models import AccessAttempt, JoinCode, Room
+from parley import ratelimit
 
 from .errors import (
     AccessRequired,
@@ -39,10 +41,26 @@ logger = logging.getLogger(__name__)
 ATTEMPT_WINDOW = timedelta(minutes=15)
 MAX_WRONG_PASSWORDS = 10  # per room and client per ATTEMPT_WINDOW
 MAX_WRONG_CODES = 10
-MAX_CODE_REQUESTS = 5
+MAX_CODE_REQUESTS = 5  # per room and client per ATTEMPT_WINDOW
+CODES_PER_ADDRESS_HOUR = 5  # codes asked for one email address, all rooms together
+CODES_PER_ROOM_HOUR = 60
 CODE_TTL = timedelta(minutes=10)
 CODE_MAX_TRIES = 5  # wrong tries before one code is blocked
 PASSWORD_MAX = 128
+# Room-wide slow-down of wrong passwords, across every client: after ROOM_FREE_FAILURES in
+# ATTEMPT_WINDOW each wrong one delays the next try 1, 2, 4 ... up to ROOM_MAX_DELAY seconds.
+ROOM_FREE_FAILURES = 20
+ROOM_MAX_DELAY = 30
+
+
+def room_backoff(room: Room) -> ratelimit.Backoff:
+    return ratelimit.Backoff(
+        scope="pw-room",
+        subject=str(room.pk),
+        free=ROOM_FREE_FAILURES,
+        cap=ROOM_MAX_DELAY,
+        seconds=int(ATTEMPT_WINDOW.total_seconds()),
+    )
 
 
 def _wait_seconds(
@@ -77,9 +95,20 @@ def verify_password(*, room: Room, password: object, client: str) -> str:
     """Check `password` against the room's hash; returns the proof to keep in the session.
 
     At most MAX_WRONG_PASSWORDS wrong tries per room and client per ATTEMPT_WINDOW; past
-    that every try (even a right one) answers LockedOut until the window slides."""
+    that every try (even a right one) answers LockedOut until the window slides. Across all
+    clients, the room's slow-down (`room_backoff`) spaces tries out once many were wrong;
+    its wait is short and always ends, so the right password gets in."""
     if not isinstance(password, str) or not password:
         raise InvalidInput("Enter the password", field="password")
+    backoff = room_backoff(room)
+    room_wait = ratelimit.backoff_wait(backoff)
+    if room_wait:
+        raise LockedOut(
+            "This room is getting many wrong passwords: "
+            f"try again in {room_wait} second{'s' if room_wait != 1 else ''}.",
+            retry_after=room_wait,
+            code="ROOM_SLOW_DOWN",
+        )
     now = timezone.now()
     with transaction.atomic():
         # The room row serialises concurrent tries, so the limit holds under a burst.
@@ -94,6 +123,7 @@ def verify_password(*, room: Room, password: object, client: str) -> str:
             )
             if ok:
                 return access.password_fingerprint(room)
+            ratelimit.backoff_fail(backoff)
             wait = _wait_seconds(
                 room, AccessAttempt.Kind.PASSWORD, client, MAX_WRONG_PASSWORDS, now
             )
@@ -135,12 +165,31 @@ def _code_hash(room: Room, email: str, code: str) -> str:
     return access.keyed(f"code:{room.room_id}:{email}", code)
 
 
+def _count_code_request(room: Room, email: str) -> None:
+    """At most CODES_PER_ADDRESS_HOUR requests per address (all rooms) and
+    CODES_PER_ROOM_HOUR per room, each hour, listed or not (so the caps reveal no list)."""
+    hour = 3600
+    by_address = ratelimit.window("code-address", access.keyed("email", email), seconds=hour)
+    by_room = ratelimit.window("code-room", room.pk, seconds=hour)
+    for w, limit, whose in (
+        (by_address, CODES_PER_ADDRESS_HOUR, "this address"),
+        (by_room, CODES_PER_ROOM_HOUR, "this room"),
+    ):
+        if ratelimit.hit(w) > limit:
+            raise LockedOut(
+                f"Too many codes were asked for {whose} this hour. "
+                f"Try again in {_minutes(w.reset - int(time.time()))}.",
+                retry_after=max(1, w.reset - int(time.time())),
+            )
+
+
 def request_code(*, room: Room, email: object, client: str) -> str:
     """Mail a one-time code proving `email` for this whitelist room; returns the address.
 
-    Any address may ask (the list is only revealed to someone who proves an address), at
-    most MAX_CODE_REQUESTS times per room and client per window. A new code replaces the
-    address's previous ones."""
+    The answer is the same whether the address is on the room's list or not, but only a
+    listed address gets a mail (nobody can make Parley mail a stranger, nor probe the list).
+    At most MAX_CODE_REQUESTS per room and client per window, and the hourly caps of
+    `_count_code_request`. A new code replaces the address's previous ones."""
     email = normalize_email(email)
     now = timezone.now()
     code = f"{secrets.randbelow(10**6):06d}"
@@ -158,9 +207,12 @@ def request_code(*, room: Room, email: object, client: str) -> str:
             failures_only=False,
         )
         if wait is None:
+            _count_code_request(room, email)
             AccessAttempt.objects.create(
                 room=room, kind=AccessAttempt.Kind.CODE_REQUEST, client_key=client, succeeded=True
             )
+        on_list = email in {e.lower() for e in room.whitelist_emails}
+        if wait is None and on_list:
             JoinCode.objects.filter(
                 room=room, email=email, used_at__isnull=True, revoked_at__isnull=True
             ).update(revoked_at=now)

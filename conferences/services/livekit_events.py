@@ -5,15 +5,26 @@ late, or out of order."""
 
 from __future__ import annotations
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
 from conferences import livekit
 from conferences.models import Room
 
-from . import attendance
+from . import attendance, lobby
 from . import recordings as recording_services
 from . import rooms as room_services
+
+logger = logging.getLogger(__name__)
+
+
+def _put_out(room_name: str, identity: str) -> None:
+    try:
+        livekit.remove_participant(room=room_name, identity=identity)
+    except livekit.LiveKitError:  # LiveKit down: its token expires soon anyway
+        logger.warning("Could not remove %s from %s again", identity, room_name)
 
 
 @transaction.atomic
@@ -28,7 +39,14 @@ def apply(notice: livekit.WebhookNotice) -> str:
         return "duplicate"
     now = timezone.now()
     if notice.event == "participant_joined" and notice.identity:
-        return attendance.joined(room=room, notice=notice, now=now)
+        done = attendance.joined(room=room, notice=notice, now=now)
+        if lobby.admission_ended(room=room, identity=notice.identity):
+            # A removed guest came back with the token it still held (it lives for
+            # LIVEKIT_TOKEN_TTL): it is put out again.
+            name, identity = room.livekit_name, notice.identity
+            transaction.on_commit(lambda: _put_out(name, identity))
+            return "removed-again"
+        return done
     if notice.event in ("participant_left", "participant_connection_aborted") and notice.identity:
         done = attendance.left(
             room=room,

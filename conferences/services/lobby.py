@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from conferences import access, events, selectors
@@ -25,7 +26,7 @@ from conferences.roles import Role
 from parley import ratelimit
 
 from . import rooms as room_services
-from .errors import InvalidInput, InvalidState, LockedOut, NotFound, RoomFull
+from .errors import Forbidden, InvalidInput, InvalidState, LockedOut, NotFound, RoomFull
 
 NAME_MAX = 50
 LOBBY_MAX = 500  # guests waiting in one room at once
@@ -85,6 +86,11 @@ def join(*, room: Room, name: object, visitor: Visitor) -> JoinResult:
         problem = access.access_problem(room, visitor)
         if problem is not None:
             raise problem
+        if vouched is None and banned(room=room, visitor=visitor):
+            raise Forbidden(
+                "A host removed you from this room: you cannot ask to join again until it ends",
+                code="BANNED",
+            )
         selectors.require_space(room)
         if room.waiting_room_enabled and vouched is None:
             return JoinResult(entry=_enter_lobby(room=room, name=name, visitor=visitor))
@@ -94,6 +100,65 @@ def join(*, room: Room, name: object, visitor: Visitor) -> JoinResult:
     return JoinResult(
         token=room_services.issue_token(room=room, name=name, identity=identity, role=role)
     )
+
+
+def banned(*, room: Room, visitor: Visitor) -> bool:
+    """Whether a host banned this visitor from `room` during its current live session: by
+    the browser's own earlier entries, its address, its account or its proven email."""
+    since = room.live_since or room.started_at
+    bans = WaitingEntry.objects.filter(room=room, status=WaitingEntry.Status.BANNED)
+    if since is not None:
+        bans = bans.filter(decided_at__gte=since)
+    who = Q(entry_id__in=list(visitor.entries))
+    if visitor.client:
+        who |= Q(client_key=visitor.client)
+    if visitor.user is not None and visitor.user.is_authenticated:
+        who |= Q(user=visitor.user)
+    if visitor.email:
+        who |= Q(email__iexact=visitor.email)
+    return bans.filter(who).exists()
+
+
+def end_admissions(*, room: Room, identity: str, ban: bool) -> int:
+    """A host removed `identity`: its admission is over (its page gets no new token, its
+    lobby socket is told), and with `ban` it may not ask again during this live session.
+    Runs inside the caller's transaction (moderation.remove_participant)."""
+    entries = list(
+        WaitingEntry.objects.select_for_update().filter(
+            room=room,
+            identity=identity,
+            status__in=[WaitingEntry.Status.ADMITTED, WaitingEntry.Status.REMOVED],
+        )
+    )
+    if ban:
+        reason = "A host removed you from this room and you cannot ask to join again"
+        _settle(entries, WaitingEntry.Status.BANNED, reason)
+    else:
+        _settle(entries, WaitingEntry.Status.REMOVED, "A host removed you from this room")
+    return len(entries)
+
+
+def _settle(entries: list[WaitingEntry], status: str, reason: str) -> None:
+    """Give `entries` their final `status` and tell their pages (their lobby sockets)."""
+    now = timezone.now()
+    for entry in entries:
+        entry.status = status
+        entry.reason = reason
+        entry.decided_at = now
+        entry.save(update_fields=["status", "reason", "decided_at"])
+        events.notify_on_commit(
+            events.lobby_group(entry.entry_id),
+            {"type": "lobby.decided", "entry_id": entry.entry_id},
+        )
+
+
+def admission_ended(*, room: Room, identity: str) -> bool:
+    """Whether a host removed `identity` after letting it in through the waiting room."""
+    return WaitingEntry.objects.filter(
+        room=room,
+        identity=identity,
+        status__in=[WaitingEntry.Status.REMOVED, WaitingEntry.Status.BANNED],
+    ).exists()
 
 
 def _count_lobby_request(room: Room, client: str) -> None:
@@ -129,6 +194,7 @@ def _enter_lobby(*, room: Room, name: str, visitor: Visitor) -> WaitingEntry:
         user=user,
         email=visitor.email,
         password_fingerprint=visitor.password_fingerprint,
+        client_key=visitor.client,
     )
     events.emit_on_commit(
         "participant.waiting",
@@ -234,6 +300,15 @@ def reject(*, room: Room, entry_id: str | None = None) -> list[Decision]:
     return decisions
 
 
+def withdraw(*, room_id: str, entry_id: str) -> bool:
+    """The browser asks to join again: its earlier entry leaves the queue, and an earlier
+    admission of it ends (its old page or socket gets no token any more)."""
+    WaitingEntry.objects.filter(
+        entry_id=entry_id, room__room_id=room_id, status=WaitingEntry.Status.ADMITTED
+    ).update(status=WaitingEntry.Status.LEFT, decided_at=timezone.now())
+    return leave_lobby(room_id=room_id, entry_id=entry_id)
+
+
 def leave_lobby(*, room_id: str, entry_id: str) -> bool:
     """The guest closed its page or gave up: its entry leaves the queue. Idempotent."""
     with transaction.atomic():
@@ -256,27 +331,25 @@ def leave_lobby(*, room_id: str, entry_id: str) -> bool:
 def close(*, room: Room, reason: str = "The room ended") -> int:
     """Everyone still waiting leaves the queue (the room ended); their pages are told.
     Runs inside the caller's transaction (rooms.stop_room)."""
-    now = timezone.now()
     entries = list(selectors.waiting(room).select_for_update())
-    for entry in entries:
-        entry.status = WaitingEntry.Status.LEFT
-        entry.reason = reason
-        entry.decided_at = now
-        entry.save(update_fields=["status", "reason", "decided_at"])
-        events.notify_on_commit(
-            events.lobby_group(entry.entry_id),
-            {"type": "lobby.decided", "entry_id": entry.entry_id},
-        )
+    _settle(entries, WaitingEntry.Status.LEFT, reason)
     return len(entries)
 
 
-def token_for_entry(*, room_id: str, entry_id: str) -> room_services.IssuedToken:
-    """The LiveKit token of an admitted guest (asked for by its own page's socket)."""
+def token_for_entry(*, room_id: str, entry_id: str, client: str) -> room_services.IssuedToken:
+    """The LiveKit token of an admitted guest, asked for by its own page's socket from the
+    address that asked to join (`client`, access.client_key): a session cookie copied to
+    another device gets nothing."""
     entry = selectors.lobby_entry(room_id=room_id, entry_id=entry_id)
     if entry is None:
         raise NotFound("Unknown waiting-room entry")
     if entry.status != WaitingEntry.Status.ADMITTED:
         raise InvalidState("You have not been let in", code="NOT_ADMITTED")
+    if not access.same(entry.client_key, client):
+        raise InvalidState(
+            "You were let in on another device or network: ask to join again",
+            code="NOT_ADMITTED",
+        )
     if entry.decided_at is None or entry.decided_at < timezone.now() - ADMISSION_TTL:
         raise InvalidState("Your admission has expired: ask to join again", code="NOT_ADMITTED")
     room = Room.objects.get(pk=entry.room_id)

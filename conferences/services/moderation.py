@@ -11,6 +11,8 @@ off video follow the switches for every caller (they always did).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,6 +20,7 @@ from conferences import events, livekit
 from conferences.models import Participant, Room
 from conferences.roles import HOST_ROLES
 
+from . import lobby
 from . import rooms as room_services
 from .errors import ControlDisabled, NotFound
 
@@ -30,10 +33,17 @@ def require_control(room: Room, key: str, label: str) -> None:
 
 
 @transaction.atomic
-def remove_participant(*, room: Room, identity: str, by_tenant: bool = False) -> Participant | None:
+def remove_participant(
+    *, room: Room, identity: str, by_tenant: bool = False, ban: bool = False
+) -> Participant | None:
     """Disconnect `identity` from the room and clear its stored stage state (hand,
     invitation); one `participant.removed` event. Hosts need host_controls.kick_participants;
     the tenant (`by_tenant`) does not.
+
+    A guest let in through the waiting room loses its admission (`lobby.end_admissions`): its
+    old page, socket or copied session cookie gets no new token, it must ask again. With
+    `ban` it may not ask again until the room's live session ends (by browser, address,
+    account or proven email).
 
     Order: the room row is locked, LiveKit is asked first, then the row is written, all in
     one transaction. LiveKit down: Unavailable, nothing written. If the commit failed after
@@ -58,9 +68,12 @@ def remove_participant(*, room: Room, identity: str, by_tenant: bool = False) ->
     removed = False
     if room.live_since is not None:
         removed = livekit.remove_participant(room=room.livekit_name, identity=identity)
-    if participant is None and not removed:
+    ended = lobby.end_admissions(room=room, identity=identity, ban=ban)
+    if participant is None and not removed and not ended:
         raise NotFound(NO_SUCH_PARTICIPANT)
-    data: dict[str, str] = {"identity": identity}
+    data: dict[str, Any] = {"identity": identity}
+    if ban:
+        data["banned"] = True
     if participant is not None:
         participant.left_at = timezone.now()
         participant.hand_raised_at = None

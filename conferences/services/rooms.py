@@ -31,6 +31,7 @@ from conferences.models import (
     RoomSession,
     Schedule,
     default_host_controls,
+    new_host_secret,
 )
 from conferences.roles import attributes_for, default_role, grants_for
 
@@ -83,11 +84,15 @@ def _apply(room: Room, data: dict[str, Any]) -> None:
         room.password_hash = make_password(data["password"])
     if "whitelist_emails" in data:
         room.whitelist_emails = data["whitelist_emails"]
+    if "allowed_email_domains" in data:
+        room.allowed_email_domains = data["allowed_email_domains"]
     # Credentials of an access type the room no longer uses are dropped, never kept around.
     if room.access_type != Room.AccessType.PASSWORD:
         room.password_hash = ""
     if room.access_type != Room.AccessType.WHITELIST:
         room.whitelist_emails = []
+    if room.access_type != Room.AccessType.AUTHENTICATED:
+        room.allowed_email_domains = []
 
 
 SCHEDULING_FIELDS = {"room_type", "start_time", "end_time", "recurring", "recurrence", "timezone"}
@@ -379,6 +384,18 @@ def stop_room(*, room: Room) -> Room:
         raise InvalidState("The room has already ended", code="ROOM_ALREADY_ENDED")
     _end_session(room, timezone.now())
     lobby.close(room=room)
+    return room
+
+
+@transaction.atomic
+def rotate_host_link(*, room: Room) -> Room:
+    """A new host secret: every earlier host link stops working, and so does every host
+    session a link opened (their proofs are keyed on the secret); open host pages are told
+    and their sockets close. Returns the room with its new secret."""
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    room.host_secret = new_host_secret()
+    room.save(update_fields=["host_secret", "updated_at"])
+    events.notify_on_commit(events.room_group(room.room_id), {"type": "host.revoked"})
     return room
 
 

@@ -331,11 +331,32 @@ def participant_remove(request: DashRequest, room_id: str, identity: str) -> Htt
         )
     try:
         # A member acts as the room's host: the kick switch applies.
-        moderation.remove_participant(room=room, identity=identity)
+        ban = request.POST.get("ban") == "1"
+        moderation.remove_participant(room=room, identity=identity, ban=ban)
     except ServiceError as exc:
         service_error(request, exc)
     else:
-        messages.success(request, f"{identity} was removed.")
+        messages.success(
+            request, f"{identity} was removed{' and banned until the meeting ends' if ban else ''}."
+        )
+    return _back(room)
+
+
+@require_POST
+@dashboard_view(write=Role.MEMBER)
+def room_host_link_rotate(request: DashRequest, room_id: str) -> HttpResponse:
+    """A new host link; the old ones and the host sessions they opened stop working."""
+    room = get_room(request, room_id)
+    if not confirmed(request):
+        return confirm_page(
+            request,
+            title="Make a new host link?",
+            message="Every earlier host link stops working, and so do host pages opened with it.",
+            action_label="New host link",
+            cancel_url=reverse("dash:room", args=[room.room_id]),
+        )
+    room_services.rotate_host_link(room=room)
+    messages.success(request, "A new host link was made: the old ones no longer work.")
     return _back(room)
 
 

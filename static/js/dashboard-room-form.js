@@ -41,6 +41,7 @@ import { emit } from "./parley.js";
     var recurring = field("recurring") && field("recurring").checked;
     show("password", access === "password");
     show("whitelist_emails", access === "whitelist");
+    show("allowed_email_domains", access === "authenticated");
     show("recurrence", recurring);
     ["start_time", "end_time", "join_before_minutes"].forEach(function (n) { show(n, type === "scheduled" || !!(field(n) && field(n).value)); });
     var webinar = field("allow_webinar_mode") && field("allow_webinar_mode").checked;

@@ -153,9 +153,15 @@ import { emit, on, reconnectingSocket, request } from "./parley.js";
     remove: (name) => name + " was removed",
   };
 
+  // With a waiting room, a removal may also ban: no asking again until the meeting ends.
+  function askBan(name) {
+    return !!config.waitingRoom && window.confirm("Also ban " + name + " from asking to join again until the meeting ends?");
+  }
+
   function stageAction(identity, action, name, button, micOnly) {
     if (action === "remove" && !window.confirm("Remove " + name + " from the meeting?")) return null;
-    const body = action === "invite" || action === "promote" ? { mic_only: !!micOnly } : undefined;
+    let body = action === "invite" || action === "promote" ? { mic_only: !!micOnly } : undefined;
+    if (action === "remove") body = { ban: askBan(name) };
     return act(button || null, personPath(identity, action), () => DONE[action](name), body);
   }
 
@@ -306,7 +312,8 @@ import { emit, on, reconnectingSocket, request } from "./parley.js";
     // Webinar rooms remove through the stage, which also forgets a hand or an invitation.
     if (config.webinar) return stageAction(identity, "remove", name);
     if (!window.confirm("Remove " + name + " from the meeting?")) return;
-    act(null, "/participants/" + encodeURIComponent(identity) + "/remove", () => name + " was removed");
+    const ban = askBan(name);
+    act(null, "/participants/" + encodeURIComponent(identity) + "/remove", () => name + (ban ? " was removed and banned" : " was removed"), { ban });
   }
 
   // The meeting's tiles and audience list ask for host actions with parley:host-action.

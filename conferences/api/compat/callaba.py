@@ -42,8 +42,10 @@ from conferences.roles import STAGE_ROLES, Role, default_role
 from conferences.services import lobby
 from conferences.services import rooms as room_services
 from conferences.services.errors import LockedOut, ServiceError
+from parley.clientip import client_ip
 
 from ..auth import ApiKeyAuthentication, TenantAPIView, request_tenant
+from ..errors import AuthThrottled
 from ..v1.serializers import RoomInputSerializer
 
 logger = logging.getLogger(__name__)
@@ -223,6 +225,9 @@ class CallabaView(TenantAPIView):
             status, message = 400, "Request body is not valid JSON"
         elif isinstance(exc, exceptions.UnsupportedMediaType):
             status, message = 400, "Send the body as JSON with Content-Type: application/json"
+        elif isinstance(exc, AuthThrottled):
+            status, message = 429, str(exc.detail)
+            retry_after = int(getattr(exc, "wait", None) or 1)
         elif isinstance(exc, exceptions.Throttled):
             status, message = 429, "Too many requests: your plan's hourly limit is reached"
             wait = getattr(exc, "wait", None)
@@ -620,7 +625,7 @@ POLICY_REASONS: dict[str, str] = {
 
 
 def _client(request: Request) -> str:
-    return access.client_key(request.META.get("REMOTE_ADDR", ""))
+    return access.client_key(client_ip(request))
 
 
 def _base_url(request: Request) -> str:

@@ -27,6 +27,7 @@ from conferences.services import rooms as room_services
 from conferences.services.errors import ServiceError
 
 from ..auth import TenantAPIView
+from ..errors import AuthThrottled
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class ShowView(TenantAPIView):
             status, message = exc.status, exc.message
         elif isinstance(exc, exceptions.ParseError):
             status, message = 400, "Request body is not valid JSON"
+        elif isinstance(exc, AuthThrottled):
+            status, message = 429, str(exc.detail)
         elif isinstance(exc, exceptions.Throttled):
             status, message = 429, "Too many requests"
         elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):

@@ -34,7 +34,8 @@ from conferences.services import moderation
 from conferences.services import rooms as room_services
 from conferences.services.errors import ServiceError
 
-from ..auth import TenantAPIView
+from ..auth import TenantAPIView, count_failure, refuse_if_failing
+from ..errors import AuthThrottled
 from ..v1.serializers import AutoCloseField
 
 logger = logging.getLogger(__name__)
@@ -92,15 +93,19 @@ class VideoSdkAuthentication(authentication.BaseAuthentication):
             raw = raw[7:].strip()
         if not raw:
             raise VideoSdkError(401, "Send your token in the Authorization header, no prefix")
+        refuse_if_failing(request)
         if raw.startswith("pk_"):
             api_key = authenticate_api_key(raw)
             if api_key is None:
+                count_failure(request)
                 raise VideoSdkError(401, "Invalid or revoked API key")
             request.tenant = api_key.tenant  # type: ignore[attr-defined]
             return (None, api_key)
         try:
             verified = signing_keys.verify_token(raw)
         except signing_keys.TokenRejected as exc:
+            if exc.status == 401:
+                count_failure(request)
             raise VideoSdkError(exc.status, exc.message) from None
         if verified.is_participant_token:
             raise VideoSdkError(
@@ -359,6 +364,9 @@ class VideoSdkView(TenantAPIView):
             status, message = exc.status, exc.message
         elif isinstance(exc, exceptions.ParseError):
             status, message = 400, "Request body is not valid JSON"
+        elif isinstance(exc, AuthThrottled):
+            status, message = 429, str(exc.detail)
+            headers["Retry-After"] = str(int(getattr(exc, "wait", None) or 1))
         elif isinstance(exc, exceptions.Throttled):
             status, message = 429, "Too many requests: the plan's hourly limit is reached"
             wait = getattr(exc, "wait", None)  # set by DRF on Throttled

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import authentication, exceptions, serializers
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
@@ -30,8 +30,9 @@ from conferences.services import lobby, moderation, stage
 from conferences.services.errors import NotFound
 
 from ..auth import ApiKeyAuthentication
+from ..errors import ApiError
 from .serializers import RoomOutputSerializer
-from .stage import MicOnlyInput, StageParticipantSerializer
+from .stage import MicOnlyInput, RemoveInput, StageParticipantSerializer
 from .views import V1View
 
 HOST_SECRET_HEADER = "X-Host-Secret"
@@ -246,18 +247,43 @@ def _removed(identity: str, participant: Participant | None) -> shapes.StagePart
     }
 
 
+BOOLEAN_WORDS = {"true": True, "1": True, "false": False, "0": False}
+BAN_PARAMETER = OpenApiParameter(
+    "ban",
+    bool,
+    description="Also ban: the guest may not ask to join again until the live session ends",
+)
+
+
 class RemoveParticipantView(HostView):
     """Disconnect a participant and clear their stage state. Hosts need
     host_controls.kick_participants; the tenant's API key does not."""
 
     def remove(self, request: Request, room_id: str, identity: str) -> Participant | None:
         room = self.host_room(request, room_id)
+        ban = self.ban(request)
         return moderation.remove_participant(
-            room=room, identity=identity, by_tenant=self.by_tenant(request)
+            room=room, identity=identity, by_tenant=self.by_tenant(request), ban=ban
         )
 
+    def ban(self, request: Request) -> bool:
+        """`{"ban": true}` in the body, or `?ban=true` (DELETE has no body)."""
+        raw = request.query_params.get("ban")
+        if raw is not None:
+            if raw.lower() not in BOOLEAN_WORDS:
+                raise ApiError("'ban' must be true or false", field="ban")
+            return BOOLEAN_WORDS[raw.lower()]
+        if request.method != "POST" or request.content_type.split(";")[0] != "application/json":
+            return False  # removal never needed a body: other bodies are ignored, as before
+        serializer = RemoveInput(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        return bool(serializer.validated_data.get("ban", False))
+
     @extend_schema(
-        operation_id="host_stage_remove", request=None, responses=StageParticipantSerializer
+        operation_id="host_stage_remove",
+        request=RemoveInput,
+        parameters=[BAN_PARAMETER],
+        responses=StageParticipantSerializer,
     )
     def post(self, request: Request, room_id: str, identity: str) -> Response:
         return Response(_removed(identity, self.remove(request, room_id, identity)))
@@ -277,7 +303,10 @@ class ParticipantView(RemoveParticipantView):
         return self.done(participant)
 
     @extend_schema(
-        operation_id="remove_participant", request=None, responses=StageParticipantSerializer
+        operation_id="remove_participant",
+        request=None,
+        parameters=[BAN_PARAMETER],
+        responses=StageParticipantSerializer,
     )
     def delete(self, request: Request, room_id: str, identity: str) -> Response:
         return self.post(request, room_id, identity)
@@ -288,7 +317,8 @@ class HostRemoveView(RemoveParticipantView):
 
     @extend_schema(
         operation_id="host_remove_participant",
-        request=None,
+        request=RemoveInput,
+        parameters=[BAN_PARAMETER],
         responses=inline_serializer("Removed", {"removed": serializers.CharField()}),
     )
     def post(self, request: Request, room_id: str, identity: str) -> Response:

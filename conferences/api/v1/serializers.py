@@ -6,6 +6,7 @@ dashboard forms both use it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -96,6 +97,34 @@ class EmailListField(serializers.Field):
                     f"'{item[:254]}' in 'whitelist_emails' is not a valid email address"
                 ) from None
             seen.setdefault(email, None)
+        return list(seen)
+
+
+DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+MAX_DOMAINS = 50
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string", "example": "partner.example"}})
+class EmailDomainListField(EmailListField):
+    """Email domains (`partner.example`, no @) whose verified, signed-in accounts may join an
+    authenticated room besides the tenant's members."""
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        name = "allowed_email_domains"
+        if not isinstance(data, list) or len(data) > MAX_DOMAINS:
+            raise serializers.ValidationError(
+                f"The '{name}' must be an array of at most {MAX_DOMAINS} domains"
+            )
+        seen: dict[str, None] = {}
+        for item in data:
+            if not isinstance(item, str):
+                raise serializers.ValidationError(f"The '{name}' must hold strings")
+            domain = item.strip().lower().lstrip("@")
+            if not DOMAIN.fullmatch(domain):
+                raise serializers.ValidationError(
+                    f"'{item[:253]}' in '{name}' is not a domain like partner.example"
+                )
+            seen.setdefault(domain, None)
         return list(seen)
 
     def to_representation(self, value: Any) -> Any:
@@ -232,6 +261,7 @@ class RoomInputSerializer(StrictSerializer):
         StrictCharField, "password", min_length=4, max_length=128, strip=False, required=False
     )
     whitelist_emails = _field(EmailListField, "whitelist_emails", required=False)
+    allowed_email_domains = _field(EmailDomainListField, "allowed_email_domains", required=False)
     start_time = OffsetDateTimeField(required=False, allow_null=True)
     end_time = OffsetDateTimeField(required=False, allow_null=True)
     recurring = _field(StrictBooleanField, "recurring", required=False)
@@ -341,6 +371,15 @@ class RoomInputSerializer(StrictSerializer):
                     ]
                 }
             )
+        if "allowed_email_domains" in attrs and access_type != Room.AccessType.AUTHENTICATED:
+            raise serializers.ValidationError(
+                {
+                    "allowed_email_domains": [
+                        "The 'allowed_email_domains' is only used when access_type is "
+                        "'authenticated'"
+                    ]
+                }
+            )
         if access_type == Room.AccessType.WHITELIST and not current("whitelist_emails", []):
             raise serializers.ValidationError(
                 {
@@ -394,6 +433,11 @@ class RoomOutputSerializer(serializers.Serializer):
     allow_webinar_mode = serializers.BooleanField()
     max_speakers = serializers.IntegerField(allow_null=True)
     whitelist_emails = serializers.ListField(child=serializers.EmailField())
+    allowed_email_domains = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Authenticated rooms: email domains whose signed-in accounts (verified "
+        "address) may join besides the tenant's members",
+    )
     recording_layout = serializers.CharField()
     hidden_token = serializers.CharField(
         help_text="Secret for hidden (subscribe-only, invisible) participants: the `token` "
@@ -469,6 +513,9 @@ def room_to_dict(
         "max_speakers": room.max_speakers,
         "whitelist_emails": room.whitelist_emails
         if room.access_type == Room.AccessType.WHITELIST
+        else [],
+        "allowed_email_domains": room.allowed_email_domains
+        if room.access_type == Room.AccessType.AUTHENTICATED
         else [],
         "recording_layout": room.recording_layout,
         "hidden_token": hidden_token(room),

@@ -33,6 +33,12 @@ class MicOnlyInput(StrictSerializer):
     mic_only = _field(StrictBooleanField, "mic_only", required=False)
 
 
+class RemoveInput(StrictSerializer):
+    """`ban`: the removed guest may not ask to join again until the live session ends."""
+
+    ban = _field(StrictBooleanField, "ban", required=False)
+
+
 class StageView(V1View):
     def done(self, participant: Participant) -> Response:
         return Response(shapes.stage_participant_json(participant))

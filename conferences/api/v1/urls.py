@@ -11,6 +11,7 @@ ROUTES = [
     ("rooms/<str:room_id>", views.RoomDetailView, "room"),
     ("rooms/<str:room_id>/start", views.RoomStartView, "start"),
     ("rooms/<str:room_id>/stop", views.RoomStopView, "stop"),
+    ("rooms/<str:room_id>/host-link/rotate", views.RoomHostLinkRotateView, "host-link-rotate"),
     ("rooms/<str:room_id>/tokens", views.RoomTokensView, "tokens"),
     ("rooms/<str:room_id>/participants", views.RoomParticipantsView, "participants"),
     ("rooms/<str:room_id>/occurrences", occurrences.OccurrencesView, "occurrences"),

@@ -210,6 +210,18 @@ class RoomStopView(V1View):
         return self.room_response(request, room)
 
 
+class RoomHostLinkRotateView(V1View):
+    """A new host link (`host_url`): every earlier host link, and every host session one
+    opened, stops working at once."""
+
+    @extend_schema(operation_id="rotate_host_link", request=None, responses=RoomOutputSerializer)
+    def post(self, request: Request, room_id: str) -> Response:
+        room = room_services.rotate_host_link(room=self.get_room(request, room_id))
+        response = self.room_response(request, room)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
 class RoomTokensView(V1View):
     """Mint a short-lived LiveKit join token for a role in this room."""
 
