@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from accounts.models import Membership
 from branding.selectors import brand_for_room
 
-from . import access, selectors, sessions, shapes
+from . import access, roles, selectors, sessions, shapes
 from .api.errors import json_error
 from .api.parsers import too_deep
 from .models import Room
@@ -86,7 +86,7 @@ def _page_config(
             "type": room.media_type,
             "videoQuality": room.video_quality,
             "audioOnly": room.audio_only_mode,
-            "screenShare": room.screen_sharing_enabled,
+            "screenShare": roles.screen_share_allowed(room),
             "chat": room.chat_enabled,
         },
         "hostControls": {
