@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -21,11 +22,32 @@ from tests.browser.conftest import off_loop, wait_until
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[3]
 SEED = ROOT / "scripts" / "screenshots_seed.py"
+HLS_JS_FILE = ROOT / "node_modules" / "hls.js" / "dist" / "hls.min.js"
 LISTEN = """
 window.__csp = [];
 document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(
   `${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber})`));
 """
+
+HLS_JS = """() => {
+  const video = document.createElement("video");
+  const hls = new Hls({ enableWorker: true });
+  hls.on(Hls.Events.MEDIA_ATTACHED, () => { window.__hls_src = video.src; });
+  hls.attachMedia(video);
+  hls.loadSource(JSON.parse(document.getElementById("watch-config").textContent).playlistUrl);
+}"""
+
+
+def _play_hls(page) -> None:
+    """Chromium plays HLS natively; other browsers get hls.js (a blob: worker and a Media
+    Source blob: URL): run that path too, under the watch page's policy."""
+    wait_until(page, lambda: page.evaluate("player.src"), what="the player")
+    if not HLS_JS_FILE.exists():  # `npm ci` installs it (package.json)
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{HLS_JS_FILE} is missing: run npm ci")
+        return
+    page.evaluate(HLS_JS)
+    wait_until(page, lambda: page.evaluate("window.__hls_src || ''").startswith("blob:"))
 
 
 def _screenshot_pages() -> list[tuple[str, str]]:
@@ -50,6 +72,22 @@ def _seed() -> dict:
     from conferences.models import Room
 
     seeded["host"] = Room.objects.get(room_id=seeded["room"]).host_secret
+    # A live stream of the second live room, its playlist in the local recordings folder: the
+    # watch page plays it through hls.js (a blob: worker, Media Source blob: URLs).
+    from django.conf import settings
+
+    from conferences.models import Recording
+    from conferences.services import recordings as recording_services
+
+    room = Room.objects.get(room_id=seeded["live"][1])
+    stream = recording_services.start(room=room, kind=Recording.Kind.HLS)
+    folder = settings.RECORDINGS_DIR / stream.file_path
+    folder.mkdir(parents=True)
+    (folder / "live.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\nsegment_00000.ts\n"
+    )
+    (folder / "segment_00000.ts").write_bytes(b"\x47" * 188)
+    seeded["stream"] = stream.recording_id
     return seeded
 
 
@@ -87,8 +125,9 @@ class Watch:
 
 
 def test_no_page_reports_a_csp_violation(
-    _playwright_browser, live_server_asgi, livekit, transactional_db
+    _playwright_browser, live_server_asgi, livekit, transactional_db, settings, tmp_path
 ):
+    settings.RECORDINGS_DIR = tmp_path / "recordings"
     seeded = off_loop(_seed)
     base = live_server_asgi.url
     member = Watch(_playwright_browser, base, livekit, seeded["session"])
@@ -109,11 +148,14 @@ def test_no_page_reports_a_csp_violation(
         (guest, "/room/nosuchroom1"),
         (guest, "/api/v1/docs/"),
         (guest, "/api/v1/redoc/"),
+        (guest, f"/watch/{seeded['stream']}"),
     ]
     found: dict[str, list[str]] = {}
     try:
         for watch, path in visits:
             page = watch.open(path)
+            if path.startswith("/watch/"):
+                _play_hls(page)
             bad = watch.violations(page)
             if bad:
                 found[path] = bad
