@@ -373,7 +373,7 @@ class StageConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.room_id = self.scope["url_route"]["kwargs"]["room_id"]
         if parse_qs(self.scope.get("query_string", b"").decode("latin1")):
-            await self.close(code=CLOSE_FORBIDDEN)  # ?token=...: never in a URL
+            await self.close(code=CLOSE_FORBIDDEN)  # ?token=...: no credential in a URL
             return
         await self.accept()
         self.deadline = asyncio.ensure_future(self._auth_deadline())
@@ -383,8 +383,8 @@ class StageConsumer(AsyncJsonWebsocketConsumer):
         if self.identity is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
 
-    async def _authenticate(self, content: Any) -> None:
-        token = content.get("token") if isinstance(content, dict) else None
+    async def _authenticate(self, content: dict[str, Any]) -> None:
+        token = content.get("token")
         if content.get("type") != "auth" or not isinstance(token, str) or not token:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return

@@ -120,7 +120,7 @@ class Watch:
 
     @staticmethod
     def violations(page) -> list[str]:
-        page.wait_for_timeout(300)  # let late loads (sockets, images, workers) report
+        page.wait_for_timeout(150)  # let late loads (sockets, images, workers) report
         return page.evaluate("window.__csp")
 
 
@@ -165,7 +165,7 @@ def test_no_page_reports_a_csp_violation(
         page.fill("#name-input", "Guest")
         page.click("#join-button")
         expect(page.locator("#join-app")).not_to_have_attribute("data-state", "prejoin")
-        page.wait_for_timeout(1500)  # the connection attempt and livekit-client's retry
+        page.wait_for_timeout(1000)  # the connection attempt and livekit-client's retry
         bad = guest.violations(page)
         if bad:
             found["join"] = bad
