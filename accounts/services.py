@@ -256,6 +256,7 @@ def change_role(*, actor: Membership, membership: Membership, role: str) -> Memb
     if membership.role != role:
         membership.role = role
         membership.save(update_fields=["role"])
+        _tell_sockets(membership.pk)
     return membership
 
 
@@ -271,7 +272,17 @@ def remove_member(*, actor: Membership, membership: Membership) -> None:
     list(Membership.objects.select_for_update().filter(tenant_id=membership.tenant_id))
     if membership.role == Role.OWNER and _owners(membership.tenant_id) == 1:
         raise AccountError("A workspace needs at least one owner; make someone else owner first")
+    pk = membership.pk
     membership.delete()
+    _tell_sockets(pk)
+
+
+def _tell_sockets(membership_pk: int) -> None:
+    """After commit, the membership's open dashboard sockets re-check it (and close if it is
+    gone or no longer allowed to listen), in whichever process holds them."""
+    from conferences import events
+
+    events.notify_on_commit(events.membership_group(membership_pk), {"type": "membership.changed"})
 
 
 @dataclass(frozen=True)

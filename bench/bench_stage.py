@@ -4,9 +4,9 @@ double in this process, every socket and request on 127.0.0.1.
 Scenarios, in order, on one webinar room of an enterprise tenant:
 
 * ``viewers``  -- BENCH_STAGE_VIEWERS (1,000) viewers, each with a join token minted through
-  the API, open what a viewer's page opens: its stage socket
-  (``/ws/rooms/<id>/stage?token=``) and, unless BENCH_STAGE_STATUS_SOCKETS=0, its room status
-  socket (``/ws/rooms/<id>/status``, in the room's group, so every room event fans out to
+  the API, open what a viewer's page opens: its stage socket (``/ws/rooms/<id>/stage``,
+  the join token as its first message) and, unless BENCH_STAGE_STATUS_SOCKETS=0, its room
+  status socket (``/ws/rooms/<id>/status``, in the room's group, so every room event fans out to
   it). Connect time = from opening the TCP connection to the socket's first message. At the
   end every socket is pinged: all must still be open.
 * ``hand_raise`` -- BENCH_STAGE_RAISES (200) different viewers raise a hand, one after
@@ -148,7 +148,9 @@ async def scenario(
     ws_base = server.base_url.replace("http://", "ws://")
     report: dict[str, Any] = {}
 
-    async def open_socket(path: str, **kwargs: Any) -> tuple[Any, dict, float]:
+    async def open_socket(
+        path: str, auth: str | None = None, **kwargs: Any
+    ) -> tuple[Any, dict, float]:
         t0 = time.perf_counter()
         ws = await connect(
             ws_base + path,
@@ -158,6 +160,8 @@ async def scenario(
             close_timeout=2,
             **kwargs,
         )
+        if auth is not None:  # the stage socket: the join token is its first message
+            await ws.send(json.dumps({"type": "auth", "token": auth}))
         first = json.loads(await asyncio.wait_for(ws.recv(), timeout=STEP_TIMEOUT))
         return ws, first, time.perf_counter() - t0
 
@@ -225,17 +229,19 @@ async def scenario(
         host_reader = asyncio.create_task(read_host())
 
         # --- (a) 1,000 viewers' sockets ----------------------------------------------------
-        paths = [(f"/ws/rooms/{room_id}/stage?token={tokens[i]}", "stage") for i in range(viewers)]
+        paths: list[tuple[str, str, str | None]] = [
+            (f"/ws/rooms/{room_id}/stage", "stage", tokens[i]) for i in range(viewers)
+        ]
         if settings["status_sockets"]:
-            paths += [(f"/ws/rooms/{room_id}/status", "status")] * viewers
+            paths += [(f"/ws/rooms/{room_id}/status", "status", None)] * viewers
         connect_times: dict[str, list[float]] = {"stage": [], "status": []}
         failures: list[str] = []
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
-        async def open_one(path: str, kind: str) -> None:
+        async def open_one(path: str, kind: str, auth: str | None) -> None:
             async with gate:
                 try:
-                    ws, first, took = await open_socket(path)
+                    ws, first, took = await open_socket(path, auth)
                 except Exception as exc:  # noqa: BLE001 -- counted and reported
                     failures.append(f"{kind}: {type(exc).__name__}: {exc}"[:200])
                     return
@@ -248,7 +254,8 @@ async def scenario(
         cpu = Cpu(server.pid)
         started = time.perf_counter()
         await asyncio.wait_for(
-            asyncio.gather(*(open_one(p, k) for p, k in paths)), timeout=min(90, deadline.left())
+            asyncio.gather(*(open_one(p, k, a) for p, k, a in paths)),
+            timeout=min(90, deadline.left()),
         )
         connect_wall = time.perf_counter() - started
         connect_cpu = cpu.percent()

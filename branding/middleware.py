@@ -7,7 +7,10 @@ rooms, static files and brand logos answer there; anything else is 404. Unknown 
 to Django, which refuses them (400) as before. Requests for the product's own hosts cost
 nothing more than a host comparison.
 
-`CustomDomainOriginValidator` does the same for websockets (the join page's live channels).
+`CustomDomainOriginValidator` does the same for websockets: a socket opened from a page on
+a verified custom domain is accepted only on the join page's live channels of that tenant's
+own rooms (`/ws/rooms/<room_id>/status|lobby/<entry>|host|stage`), never on the dashboard
+socket, the videochat socket or another tenant's rooms.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from django.http.request import split_domain_port, validate_host
 from .dashboard_selectors import tenant_for_host
 
 ROOM_PATH = re.compile(r"^/room/([A-Za-z0-9]{1,32})(/|$)")
+# The join page's sockets (conferences/routing.py): the only ones a custom domain may open.
+ROOM_SOCKET_PATH = re.compile(
+    r"^/ws/rooms/([A-Za-z0-9]{1,32})/(status|host|stage|lobby/[A-Za-z0-9_-]{1,64})$"
+)
 OPEN_PREFIXES = ("/static/", "/brand/logo/", "/healthz")
 
 
@@ -106,7 +113,8 @@ class CustomDomainMiddleware:
 
 class CustomDomainOriginValidator:
     """Websocket Origin check (as channels' AllowedHostsOriginValidator): the Origin's host
-    must be one of ALLOWED_HOSTS, or a verified custom domain; else the socket is denied."""
+    must be one of ALLOWED_HOSTS, or a verified custom domain opening a join-page socket of
+    one of its own tenant's rooms; else the socket is denied (403 at the handshake)."""
 
     def __init__(self, application: Any) -> None:
         self.application = application
@@ -119,14 +127,23 @@ class CustomDomainOriginValidator:
                     origin = urlparse(value.decode("latin1"))
                 except (UnicodeDecodeError, ValueError):
                     origin = None
-        if await self.valid(origin):
+        if await self.valid(origin, scope.get("path", "")):
             return await self.application(scope, receive, send)
         return await WebsocketDenier()(scope, receive, send)
 
-    async def valid(self, origin: Any) -> bool:
+    async def valid(self, origin: Any, path: str) -> bool:
         host = (origin.hostname or "") if origin is not None else ""
         if not host:
             return False
         if validate_host(host, allowed_hosts()):
             return True
-        return await sync_to_async(tenant_for_host)(host) is not None
+        match = ROOM_SOCKET_PATH.match(path)
+        if match is None:
+            return False  # a custom domain serves join pages only: no dashboard socket
+        return await sync_to_async(_room_socket_of_domain)(host, match.group(1))
+
+
+def _room_socket_of_domain(host: str, room_id: str) -> bool:
+    """Whether `host` is a verified custom domain and `room_id` one of its tenant's rooms."""
+    tenant_id = tenant_for_host(host)
+    return tenant_id is not None and _room_of_tenant(room_id, tenant_id)

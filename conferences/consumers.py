@@ -11,9 +11,9 @@
   and a notice when an invited guest declines. The host may also act over it
   (`{"type": "action", "action": "remove" | "mute_all" | ...}`): the same services as the
   host API, with the same rules; the answer is `{"type": "done" | "error", ...}`.
-* `StageConsumer` (`/ws/rooms/<room_id>/stage?token=<join token>`): a guest's own stage
-  state in a webinar room (its hand, an invitation to speak, its role), proven by the
-  LiveKit join token its page holds.
+* `StageConsumer` (`/ws/rooms/<room_id>/stage`): a guest's own stage state in a webinar
+  room (its hand, an invitation to speak, its role), proven by the LiveKit join token its
+  page holds, sent as the first message (`{"type": "auth", "token"}`), never in the URL.
 
 Every consumer authenticates in `connect()` and re-checks on every message it acts on;
 groups are per room (`room.<room_id>`, domain events, for hosts), per room for lifecycle
@@ -24,11 +24,13 @@ identity's stage events).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from conferences import access, events, selectors, sessions, shapes
 from conferences.models import Room, WaitingEntry
@@ -52,6 +54,7 @@ STAGE_EVENTS = events.PERSONAL_EVENTS | {"participant.joined", "participant.left
 
 CLOSE_NOT_FOUND = 4404
 CLOSE_FORBIDDEN = 4403
+CLOSE_UNAUTHENTICATED = 4401
 
 
 def _room_status(room_id: str) -> dict[str, Any] | None:
@@ -374,29 +377,52 @@ def _own_state(room_id: str, identity: str) -> dict[str, Any] | None:
 
 
 class StageConsumer(AsyncJsonWebsocketConsumer):
-    """A guest page's stage socket. Its token is checked in connect(); every message (the
-    page's refresh, an event about this identity) re-reads its state, and the socket closes
-    once the identity is no longer in the room."""
+    """A guest page's stage socket. It authenticates with its first message, `{"type":
+    "auth", "token": <the page's LiveKit join token>}`, within STAGE_AUTH_SECONDS (else it
+    is closed, 4401); a token in the URL is refused at the handshake (URLs end up in access
+    logs). Every later message (the page's refresh, an event about this identity) re-reads
+    its state, and the socket closes once the identity is no longer in the room."""
+
+    identity: str | None = None
 
     async def connect(self) -> None:
         self.room_id = self.scope["url_route"]["kwargs"]["room_id"]
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
-        token = (query.get("token") or [""])[0]
+        if parse_qs(self.scope.get("query_string", b"").decode("latin1")):
+            await self.close(code=CLOSE_FORBIDDEN)  # ?token=...: no credential in a URL
+            return
+        await self.accept()
+        self.deadline = asyncio.ensure_future(self._auth_deadline())
+
+    async def _auth_deadline(self) -> None:
+        await asyncio.sleep(float(getattr(settings, "STAGE_AUTH_SECONDS", 10)))
+        if self.identity is None:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def _authenticate(self, content: dict[str, Any]) -> None:
+        token = content.get("token")
+        if content.get("type") != "auth" or not isinstance(token, str) or not token:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
         identity = await database_sync_to_async(_stage_member)(self.room_id, token)
         if identity is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.identity = identity
+        self.deadline.cancel()
         self.group = events.participant_group(self.room_id, identity)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
         await self._deliver(None)
 
     async def disconnect(self, code: int) -> None:
+        if hasattr(self, "deadline"):
+            self.deadline.cancel()
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if self.identity is None:
+            await self._authenticate(content if isinstance(content, dict) else {})
+            return
         await self._deliver(None)  # {"type": "refresh"}
 
     async def parley_event(self, message: dict[str, Any]) -> None:
@@ -404,7 +430,7 @@ class StageConsumer(AsyncJsonWebsocketConsumer):
         await self._deliver(message.get("event"))
 
     async def _deliver(self, event: str | None) -> None:
-        if getattr(self, "gone", False):
+        if getattr(self, "gone", False) or self.identity is None:
             return
         state = await database_sync_to_async(_own_state)(self.room_id, self.identity)
         if state is None:

@@ -18,6 +18,12 @@ def tenant_group(tenant_id: int) -> str:
     return f"tenant.{tenant_id}"
 
 
+def membership_group(membership_pk: int) -> str:
+    """The dashboard sockets of one membership: told when it is removed or its role changes,
+    so they close at once (through the channel layer: whichever process holds them)."""
+    return f"membership.{membership_pk}"
+
+
 def room_group(room_id: str) -> str:
     return f"room.{room_id}"
 

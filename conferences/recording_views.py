@@ -29,6 +29,7 @@ from conferences import livekit
 from conferences.models import Recording
 from conferences.services import recordings as recording_services
 from conferences.services.errors import Forbidden, NotFound
+from parley import headers
 
 HLS_FILE = re.compile(r"^[A-Za-z0-9_.-]{1,100}\.(m3u8|ts|m4s|mp4)$")
 HLS_TYPES = {
@@ -82,7 +83,8 @@ def watch(request: HttpRequest, recording_id: str) -> HttpResponse:
     stream = _stream(recording_id)
     base = settings.PUBLIC_BASE_URL or request.build_absolute_uri("/").rstrip("/")
     room = stream.room
-    return render(
+    playlist = recording_services.playlist_url(stream, base_url=base)
+    response = render(
         request,
         "conferences/watch.html",
         {
@@ -90,12 +92,14 @@ def watch(request: HttpRequest, recording_id: str) -> HttpResponse:
             "title": room.name if room else "Live stream",
             "brand": brand_for_room(room) if room else None,
             "config": {
-                "playlistUrl": recording_services.playlist_url(stream, base_url=base),
+                "playlistUrl": playlist,
                 "status": stream.status,
                 "live": stream.is_active,
             },
         },
     )
+    # The player reads the playlist and its segments where they are (an S3 store, say).
+    return headers.allow(response, connect=[playlist], media=[playlist])
 
 
 @require_GET
@@ -109,6 +113,7 @@ def recording_template(request: HttpRequest, room_id: str) -> HttpResponse:
     grid_size = request.GET.get("grid_size", "")
     priority = request.GET.get("priority", "SPEAKER")
     token = livekit.mint_recorder_token(room=room.livekit_name, identity=f"recorder-{room_id}")
+    ws_url = settings.RECORDING_TEMPLATE_LIVEKIT_URL or settings.LIVEKIT_URL
     response = render(
         request,
         "conferences/recording_template.html",
@@ -116,7 +121,7 @@ def recording_template(request: HttpRequest, room_id: str) -> HttpResponse:
             "room": room,
             "brand": brand_for_room(room),
             "config": {
-                "wsUrl": settings.RECORDING_TEMPLATE_LIVEKIT_URL or settings.LIVEKIT_URL,
+                "wsUrl": ws_url,
                 "token": token,
                 "layout": layout,
                 "chat": layout == "grid+chat",
@@ -130,4 +135,4 @@ def recording_template(request: HttpRequest, room_id: str) -> HttpResponse:
     )
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"
-    return response
+    return headers.allow(response, connect=headers.livekit_sources(ws_url))

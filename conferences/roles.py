@@ -26,15 +26,22 @@ def default_role(room: Room) -> str:
     return Role.VIEWER if room.allow_webinar_mode else Role.PARTICIPANT
 
 
+def screen_share_allowed(room: Room) -> bool:
+    """Whether publishers may share a screen in `room`: never in a voice-only room."""
+    return room.screen_sharing_enabled and room.media_type != Room.MediaType.AUDIO
+
+
 def publish_sources(room: Room, *, mic_only: bool = False) -> tuple[str, ...]:
     """Sources a publisher may send in `room`: media_type decides camera/microphone;
-    `mic_only` (a speaker brought on stage to talk only) drops camera and screen share."""
+    `mic_only` (a speaker brought on stage to talk only) drops camera and screen share.
+    An "audio" room is voice only (the reference's ~50 kbps rooms): the microphone and
+    nothing else, whatever `screen_sharing_enabled` says (stored, without effect there)."""
     sources: list[str] = []
     if room.media_type in (Room.MediaType.VIDEO, Room.MediaType.BOTH) and not mic_only:
         sources.append(livekit.CAMERA)
     if room.media_type in (Room.MediaType.AUDIO, Room.MediaType.BOTH):
         sources.append(livekit.MICROPHONE)
-    if room.screen_sharing_enabled and not mic_only:
+    if screen_share_allowed(room) and not mic_only:
         sources.append(livekit.SCREEN_SHARE)
         if room.media_type != Room.MediaType.VIDEO:  # "video" rooms are silent
             sources.append(livekit.SCREEN_SHARE_AUDIO)
@@ -46,9 +53,10 @@ def grants_for(
 ) -> livekit.Grants:
     """The LiveKit grants of `role` in `room`, for tokens and for live UpdateParticipant alike.
 
-    Viewers subscribe only (in webinar mode they may also send data, for hands and chat);
-    in webinar mode a participant is audience too. Everyone else publishes the sources the
-    room's media_type allows, and sends data only where chat is enabled. Nobody gets admin
+    Viewers subscribe only (in webinar mode they may also chat); in webinar mode a
+    participant is audience too. Everyone else publishes the sources the room's media_type
+    allows. Data messages (chat) never outlive the room's `chat_enabled`, whatever the role:
+    raising a hand is a call to Parley's server, never a data message. Nobody gets admin
     grants: host actions go through Parley's server. A `hidden` participant (an egress-style
     watcher, whatever its role) is invisible to the others and only subscribes."""
     if hidden:
@@ -66,14 +74,15 @@ def grants_for(
             room=room.livekit_name,
             can_publish=False,
             can_subscribe=True,
-            can_publish_data=room.allow_webinar_mode,
+            # A webinar's audience may chat when chat is on; viewers elsewhere only watch.
+            can_publish_data=room.allow_webinar_mode and room.chat_enabled,
             can_publish_sources=(),
         )
     return livekit.Grants(
         room=room.livekit_name,
         can_publish=True,
         can_subscribe=True,
-        can_publish_data=room.chat_enabled or room.allow_webinar_mode,
+        can_publish_data=room.chat_enabled,
         can_publish_sources=publish_sources(room, mic_only=mic_only),
     )
 

@@ -21,8 +21,9 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from accounts.models import Membership
 from branding.selectors import brand_for_room
 from parley.clientip import client_ip
+from parley.headers import media_page
 
-from . import access, selectors, sessions, shapes
+from . import access, roles, selectors, sessions, shapes
 from .api.errors import json_error
 from .api.parsers import too_deep
 from .models import Room
@@ -87,7 +88,7 @@ def _page_config(
             "type": room.media_type,
             "videoQuality": room.video_quality,
             "audioOnly": room.audio_only_mode,
-            "screenShare": room.screen_sharing_enabled,
+            "screenShare": roles.screen_share_allowed(room),
             "chat": room.chat_enabled,
         },
         "hostControls": {
@@ -153,11 +154,13 @@ def _render_join(
     return response
 
 
+@media_page
 @ensure_csrf_cookie
 def join_page(request: HttpRequest, room_id: str) -> HttpResponse:
     return _render_join(request, _room_or_404(room_id))
 
 
+@media_page
 @ensure_csrf_cookie
 def host_page(request: HttpRequest, room_id: str, secret: str) -> HttpResponse:
     """The host link: makes this browser the room's host (its session keeps a proof)."""
@@ -171,6 +174,7 @@ def host_page(request: HttpRequest, room_id: str, secret: str) -> HttpResponse:
 
 
 @login_required
+@media_page
 def api_tester(request: HttpRequest) -> HttpResponse:
     """Create a room with a pasted API key, then test live audio in it (key never stored)."""
     memberships = list(

@@ -2,8 +2,11 @@
 (rooms starting and ending, people joining and leaving, usage samples) to its pages.
 
 Authenticated in `connect()` (a signed-in member of the session's tenant), one group per
-tenant (`tenant.<id>`), and membership re-checked before forwarding once it is older than
-RECHECK_SECONDS, so a removed member stops hearing at once.
+tenant (`tenant.<id>`). Each socket also joins its membership's group
+(`membership.<pk>`): removing the member or changing its role tells it after commit, through
+the channel layer (any process), and the socket re-checks and closes (4403) when the
+membership is gone. The membership is also re-checked before forwarding once the last check
+is older than RECHECK_SECONDS, in case a notice was lost.
 """
 
 from __future__ import annotations
@@ -55,12 +58,26 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         self.membership_pk, tenant_id = found
         self.checked = time.monotonic()
         self.group = events.tenant_group(tenant_id)
+        self.member_group = events.membership_group(self.membership_pk)
+        await self.channel_layer.group_add(self.member_group, self.channel_name)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        if not await _still_member(self.membership_pk):  # removed while connecting
+            await self.close(code=4403)
+            return
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.channel_layer.group_discard(self.member_group, self.channel_name)
+
+    async def membership_changed(self, message: dict[str, Any]) -> None:
+        """The membership was removed or its role changed: re-check now."""
+        if not await _still_member(self.membership_pk):
+            self.revoked = True
+            await self.close(code=4403)
+            return
+        self.checked = time.monotonic()
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         # The channel is one-way; a ping gets a pong so clients can test the line.
@@ -68,6 +85,8 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "pong"})
 
     async def parley_event(self, message: dict[str, Any]) -> None:
+        if getattr(self, "revoked", False):
+            return
         if time.monotonic() - self.checked > RECHECK_SECONDS:
             if not await _still_member(self.membership_pk):
                 await self.close(code=4403)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from csp.constants import NONCE as _csp_nonce
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -86,6 +87,8 @@ MIDDLEWARE = [
     # A tenant's verified custom domain serves its join pages (before any host check).
     "branding.middleware.CustomDomainMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy, Permissions-Policy, no-store on API answers (parley/headers.py).
+    "parley.headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -230,6 +233,28 @@ LIVEKIT_TIMEOUT = float(os.environ.get("LIVEKIT_TIMEOUT", "5"))
 LIVEKIT_TOKEN_TTL = envint("LIVEKIT_TOKEN_TTL", 600)  # seconds; clients refresh once connected
 LIVEKIT_EMPTY_TIMEOUT = envint("LIVEKIT_EMPTY_TIMEOUT", 300)
 LIVEKIT_DEPARTURE_TIMEOUT = envint("LIVEKIT_DEPARTURE_TIMEOUT", 20)
+
+# --- Content-Security-Policy (django-csp; parley/headers.py adds this host's websockets and,
+# on pages that join LiveKit, LIVEKIT_PUBLIC_URL) ---------------------------------------------
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        # The tenant's colours come in a <style> with the page's nonce; no inline attributes.
+        "style-src": ["'self'", _csp_nonce],
+        # Brand logos may be linked by URL (any HTTPS host); previews use data: and blob:.
+        "img-src": ["'self'", "data:", "blob:", "https:"],
+        # hls.js feeds the player from blob: URLs (Media Source) and runs a blob: worker.
+        "media-src": ["'self'", "blob:"],
+        "worker-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {

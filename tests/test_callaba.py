@@ -695,7 +695,7 @@ def test_webinar_public_token_is_a_viewer(cb, anon, livekit):
     token = ok(anon.call("createToken", token_body(room, "guest-1")))["participant_token"]
     grant = video(livekit, token)
     assert grant["canPublish"] is False and grant["canSubscribe"] is True
-    assert grant["canPublishData"] is True  # raise hand, as in the stage feature
+    assert grant["canPublishData"] is True  # chat is on in the webinar preset
     assert grant.get("canPublishSources", []) == [] and grant.get("hidden") is False
     assert Participant.objects.get(room=room, identity="guest-1").role == "viewer"
     # The stage works with it: the viewer raises a hand with its own token.
@@ -723,6 +723,17 @@ def test_open_room_token_follows_media_and_screen_share(cb, anon, livekit, prese
     grant = video(livekit, token)
     assert grant["canPublish"] is True and grant["canPublishSources"] == sources
     assert grant["canPublishData"] is data
+
+
+def test_audio_only_room_never_grants_screen_share(cb, anon, livekit):
+    """MEDIA_TYPE_AUDIO_ONLY is voice only: `allow_share_screen` is stored and echoed, but
+    the token grants the microphone alone."""
+    body = json.loads(PRESETS["audio"]) | {"allow_share_screen": True}
+    created = create(cb, body)
+    assert created["allow_share_screen"] is True
+    room = Room.objects.get(object_id=created["id"])
+    token = ok(anon.call("createToken", token_body(room, "p-1")))["participant_token"]
+    assert video(livekit, token)["canPublishSources"] == ["microphone"]
 
 
 def test_data_only_with_chat(cb, anon, livekit):

@@ -273,17 +273,20 @@ def test_removing_the_domain_asks_then_stops_serving(cast: Cast):
      (b"http://evil.test", False), (None, False)],
 )  # fmt: skip
 def test_websocket_origins(origin, accepted):
-    """Sockets open from our hosts and verified custom domains only."""
+    """Join-page sockets open from our hosts and verified custom domains only (the custom
+    domain for its own tenant's rooms: tests/security/test_sockets_origin.py)."""
     from asgiref.sync import async_to_sync
     from channels.testing import WebsocketCommunicator
     from django.utils import timezone
 
     from branding.middleware import CustomDomainOriginValidator
+    from conferences.services import rooms as room_services
     from tests.conftest import make_member
 
     acme = make_member("Acme")
     CustomDomain.objects.create(tenant=acme.tenant, domain="meet.acme.test",
                                 verified_at=timezone.now())  # fmt: skip
+    room = room_services.create_room(tenant=acme.tenant, data={"name": "Acme weekly"})
 
     async def app(scope, receive, send):
         await receive()
@@ -291,7 +294,8 @@ def test_websocket_origins(origin, accepted):
 
     async def scenario():
         headers = [(b"origin", origin)] if origin else []
-        communicator = WebsocketCommunicator(CustomDomainOriginValidator(app), "/ws/x",
+        communicator = WebsocketCommunicator(CustomDomainOriginValidator(app),
+                                             f"/ws/rooms/{room.room_id}/status",
                                              headers=headers)  # fmt: skip
         connected, _ = await communicator.connect()
         assert connected is accepted

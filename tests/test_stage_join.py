@@ -424,6 +424,14 @@ def _socket(path: str, browser: Browser | None = None) -> WebsocketCommunicator:
     return ws
 
 
+async def _stage_socket(room_id: str, token: str) -> WebsocketCommunicator:
+    """A guest page's stage socket, authenticated the way the page does: token first."""
+    ws = _socket(f"/ws/rooms/{room_id}/stage")
+    assert (await ws.connect())[0]
+    await ws.send_json_to({"type": "auth", "token": token})
+    return ws
+
+
 async def _until(ws: WebsocketCommunicator, predicate, timeout: float = 3):
     while True:
         message = await ws.receive_json_from(timeout=timeout)
@@ -494,8 +502,7 @@ def test_invitation_reaches_the_viewer_and_a_decline_the_host(owner, livekit):
         host_ws = _socket(f"/ws/rooms/{room.room_id}/host", hanna)
         assert (await host_ws.connect())[0]
         await _until(host_ws, lambda m: m["type"] == "stage")
-        vera_ws = _socket(f"/ws/rooms/{room.room_id}/stage?token={vera['token']}")
-        assert (await vera_ws.connect())[0]
+        vera_ws = await _stage_socket(room.room_id, vera["token"])
         hello = await vera_ws.receive_json_from()
         assert hello == {
             "type": "stage",
@@ -508,8 +515,7 @@ def test_invitation_reaches_the_viewer_and_a_decline_the_host(owner, livekit):
             "invited": False,
             "invite_mic_only": False,
         }
-        walt_ws = _socket(f"/ws/rooms/{room.room_id}/stage?token={walt['token']}")
-        assert (await walt_ws.connect())[0]
+        walt_ws = await _stage_socket(room.room_id, walt["token"])
         await walt_ws.receive_json_from()
         status_ws = _socket(f"/ws/rooms/{room.room_id}/status")
         assert (await status_ws.connect())[0]
@@ -563,25 +569,48 @@ def test_stage_socket_needs_a_valid_token_for_this_room(owner, livekit, settings
     )
 
     async def scenario():
-        for query in ("", "?token=", f"?token={forged}", f"?token={olaf['token']}", "?token=%00"):
-            ws = _socket(f"/ws/rooms/{room.room_id}/stage{query}")
-            connected, code = await ws.connect()
-            assert not connected and code == 4403, query
-        ws = _socket(f"/ws/rooms/nosuchroom1/stage?token={vera['token']}")
+        for token in ("", forged, olaf["token"], "\x00", 7, None):
+            ws = _socket(f"/ws/rooms/{room.room_id}/stage")
+            assert (await ws.connect())[0]
+            await ws.send_json_to({"type": "auth", "token": token})
+            closed = await ws.receive_output(timeout=3)
+            assert closed["type"] == "websocket.close", token
+            assert closed["code"] in (4401, 4403), token
+        # Anything but an auth message first closes it; so does another room's id.
+        ws = _socket(f"/ws/rooms/{room.room_id}/stage")
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"type": "refresh", "token": vera["token"]})
+        assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+        ws = await _stage_socket("nosuchroom1", vera["token"])
+        assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": 4403}
+        # The old URL form is refused at the handshake, even with a valid token.
+        ws = _socket(f"/ws/rooms/{room.room_id}/stage?token={vera['token']}")
         assert (await ws.connect()) == (False, 4403)
         # A page on another site cannot open it either.
         foreign = WebsocketCommunicator(
             _app(),
-            f"/ws/rooms/{room.room_id}/stage?token={vera['token']}",
+            f"/ws/rooms/{room.room_id}/stage",
             headers=[(b"origin", b"http://evil.example")],
         )
         assert not (await foreign.connect())[0]
-        ws = _socket(f"/ws/rooms/{room.room_id}/stage?token={vera['token']}")
-        assert (await ws.connect())[0]
+        ws = await _stage_socket(room.room_id, vera["token"])
         await ws.receive_json_from()
         await ws.send_json_to({"type": "refresh"})
         assert (await ws.receive_json_from())["identity"] == vera["identity"]
         await ws.disconnect()
+
+    async_to_sync(scenario)()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stage_socket_closes_when_no_token_comes_in_time(owner, livekit, settings):
+    settings.STAGE_AUTH_SECONDS = 0.2
+    room = webinar(owner)
+
+    async def scenario():
+        ws = _socket(f"/ws/rooms/{room.room_id}/stage")
+        assert (await ws.connect())[0]
+        assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
 
     async_to_sync(scenario)()
 
@@ -621,11 +650,10 @@ def test_stage_round_trip_over_a_served_app(owner, livekit, served):
                 proxy=None,
             ) as host_ws,
             connect(
-                f"{ws_base}/ws/rooms/{room.room_id}/stage?token={vera['token']}",
-                origin=origin,
-                proxy=None,
+                f"{ws_base}/ws/rooms/{room.room_id}/stage", origin=origin, proxy=None
             ) as vera_ws,
         ):
+            await vera_ws.send(json.dumps({"type": "auth", "token": vera["token"]}))
 
             async def next_matching(ws, predicate):
                 while True:

@@ -66,7 +66,8 @@ def _video(api, livekit, room, role):
         ("both", False, ["camera", "microphone"]),
         ("both", True, ["camera", "microphone", "screen_share", "screen_share_audio"]),
         ("video", True, ["camera", "screen_share"]),
-        ("audio", True, ["microphone", "screen_share", "screen_share_audio"]),
+        # Voice only (reference: "audio (voice only)"): the stored switch has no effect.
+        ("audio", True, ["microphone"]),
     ],
 )
 def test_publish_sources_follow_media_type_and_screen_sharing(
@@ -82,6 +83,22 @@ def test_publish_sources_follow_media_type_and_screen_sharing(
 def test_data_follows_chat(api, livekit, chat):
     room = make_room(api, chat_enabled=chat)
     assert _video(api, livekit, room, "participant")["canPublishData"] is chat
+
+
+@pytest.mark.parametrize("chat", [True, False])
+@pytest.mark.parametrize("role", ["owner", "host", "speaker", "participant", "viewer"])
+def test_webinar_data_follows_the_chat_switch_for_every_role(api, livekit, chat, role):
+    """Item 6 of issue 17: a webinar's audience could send data with chat off. Hands go
+    through Parley's server, so no role needs data messages when chat is off."""
+    room = make_room(api, allow_webinar_mode=True, chat_enabled=chat)
+    assert _video(api, livekit, room, role)["canPublishData"] is chat
+
+
+def test_audio_room_keeps_the_stored_screen_switch_but_never_grants_it(api, livekit):
+    room = make_room(api, media_type="audio", screen_sharing_enabled=True)
+    assert room["screen_sharing_enabled"] is True  # stored as sent
+    for role in ("owner", "host", "speaker", "participant"):
+        assert _video(api, livekit, room, role)["canPublishSources"] == ["microphone"]
 
 
 def test_viewer_subscribes_only(api, livekit):

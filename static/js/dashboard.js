@@ -5,6 +5,7 @@
  * - forms with [data-progress] show progress on their submit button while the page works.
  * - selects with [data-autosubmit] submit their form on change.
  * - `parley:announce` events (text) are read out by the page's live region.
+ * - meter bars take their width from data-percent.
  * Pages follow the tenant's live events with parley.js's reconnectingSocket.
  */
 import { on } from "./parley.js";
@@ -109,6 +110,12 @@ import { on } from "./parley.js";
   // Focus the error summary of a form that came back with errors.
   var errors = document.getElementById("form-errors");
   if (errors) { errors.focus(); }
+
+  // Meter bars: their fill from data-percent (no inline styles under the page's CSP).
+  document.querySelectorAll(".bar [data-percent]").forEach(function (el) {
+    var percent = Math.max(0, Math.min(100, Number(el.getAttribute("data-percent")) || 0));
+    el.style.width = percent + "%";
+  });
 
   // Times with data-local are shown in the viewer's zone.
   document.querySelectorAll("time[data-local]").forEach(function (el) {

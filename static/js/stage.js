@@ -90,10 +90,11 @@ import { on, reconnectingSocket, request } from "./parley.js";
     stop();
     session = meeting;
     const current = session;
-    socket = reconnectingSocket(
-      () => current.config.urls.wsStage + "?token=" + encodeURIComponent(current.token()),
-      { onMessage: (message) => message.type === "stage" && apply(message) }
-    );
+    // The join token is the socket's first message, never part of its URL (URLs are logged).
+    socket = reconnectingSocket(current.config.urls.wsStage, {
+      onOpen: (handle) => handle.send({ type: "auth", token: current.token() }),
+      onMessage: (message) => message.type === "stage" && apply(message),
+    });
   });
   on("stage-stop", stop);
   on("stage-hide-invite", hideInvite);

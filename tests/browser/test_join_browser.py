@@ -236,11 +236,7 @@ def test_api_tester_creates_a_room_and_connects(open_page, tenant, livekit, live
     urls = wait_until(page, lambda: intercepted.urls, what="a connection to LiveKit")
     claims = livekit.verify_join_token(intercepted.tokens()[0], room=created["room_id"])
     assert urls[0].startswith(f"ws://127.0.0.1:{livekit.port}/rtc")
-    assert claims["video"]["canPublishSources"] == [
-        "microphone",
-        "screen_share",
-        "screen_share_audio",
-    ]
+    assert claims["video"]["canPublishSources"] == ["microphone"]  # audio rooms: voice only
     expect(page.locator("#second-window")).to_be_enabled()
 
 

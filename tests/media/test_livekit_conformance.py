@@ -123,7 +123,10 @@ class RealBackend(Backend):
         context.set_default_timeout(20_000)
         self.contexts.append(context)
         page = context.new_page()
-        page.goto("/healthz")
+        # The page hosting livekit-client is a harness, not one of Parley's pages (whose CSP
+        # and Permissions-Policy keep LiveKit and the microphone to the join pages): a static
+        # file of the app's own origin, which the test server serves without those headers.
+        page.goto(LIVEKIT_CLIENT)
         page.add_script_tag(url=LIVEKIT_CLIENT)
         page.evaluate(CONNECT, [self.server.ws_url, self.token(room, identity, name), mic])
         self.pages[identity] = page

@@ -42,6 +42,17 @@ def _null_message(name: str) -> dict[str, str]:
     }
 
 
+SCREEN_SHARING_HELP = (
+    "Whether guests may share their screen (and its audio). Stored as sent, but in a "
+    '`media_type: "audio"` room (voice only) it has no effect: those rooms grant the '
+    "microphone only, never screen share or screen-share audio."
+)
+MEDIA_TYPE_HELP = (
+    "`video` (camera, silent), `audio` (voice only: the microphone and nothing else, "
+    "whatever `screen_sharing_enabled` says) or `both`."
+)
+
+
 def _field(cls, name: str, **kw):
     return cls(error_messages=_null_message(name), **kw)
 
@@ -249,7 +260,11 @@ class RoomInputSerializer(StrictSerializer):
     name = _field(StrictCharField, "name", min_length=3, max_length=100)
     room_type = _field(StrictChoiceField, "room_type", choices=Room.RoomType.values, required=False)
     media_type = _field(
-        StrictChoiceField, "media_type", choices=Room.MediaType.values, required=False
+        StrictChoiceField,
+        "media_type",
+        choices=Room.MediaType.values,
+        required=False,
+        help_text=MEDIA_TYPE_HELP,
     )
     max_participants = _field(
         StrictIntegerField, "max_participants", min_value=2, max_value=1000, required=False
@@ -266,7 +281,9 @@ class RoomInputSerializer(StrictSerializer):
     end_time = OffsetDateTimeField(required=False, allow_null=True)
     recurring = _field(StrictBooleanField, "recurring", required=False)
     recording_enabled = _field(StrictBooleanField, "recording_enabled", required=False)
-    screen_sharing_enabled = _field(StrictBooleanField, "screen_sharing_enabled", required=False)
+    screen_sharing_enabled = _field(
+        StrictBooleanField, "screen_sharing_enabled", required=False, help_text=SCREEN_SHARING_HELP
+    )
     chat_enabled = _field(StrictBooleanField, "chat_enabled", required=False)
     waiting_room_enabled = _field(StrictBooleanField, "waiting_room_enabled", required=False)
     video_quality = _field(
@@ -410,7 +427,7 @@ class RoomOutputSerializer(serializers.Serializer):
     room_id = serializers.CharField()
     name = serializers.CharField()
     room_type = serializers.CharField()
-    media_type = serializers.CharField()
+    media_type = serializers.CharField(help_text=MEDIA_TYPE_HELP)
     max_participants = serializers.IntegerField()
     access_type = serializers.CharField()
     status = serializers.CharField()
@@ -418,7 +435,7 @@ class RoomOutputSerializer(serializers.Serializer):
     end_time = serializers.DateTimeField(allow_null=True)
     recurring = serializers.BooleanField()
     recording_enabled = serializers.BooleanField()
-    screen_sharing_enabled = serializers.BooleanField()
+    screen_sharing_enabled = serializers.BooleanField(help_text=SCREEN_SHARING_HELP)
     chat_enabled = serializers.BooleanField()
     waiting_room_enabled = serializers.BooleanField()
     video_quality = serializers.CharField()
