@@ -139,6 +139,58 @@ def create_room(
     return room.sid
 
 
+@dataclass(frozen=True)
+class RoomSpec:
+    """One room for `create_rooms`: the arguments of `create_room`."""
+
+    name: str
+    max_participants: int
+    metadata: dict[str, Any]
+    empty_timeout: int | None = None
+
+
+def create_rooms(specs: list[RoomSpec], *, concurrency: int = 16) -> dict[str, str | None]:
+    """`create_room` for many rooms at once (the scheduler pre-creating a burst of starts):
+    up to `concurrency` CreateRoom calls in flight on one client. Returns each name's sid, or
+    None for a room LiveKit did not create (unreachable, timed out, refused); never raises."""
+
+    def request(spec: RoomSpec) -> api.CreateRoomRequest:
+        return api.CreateRoomRequest(
+            name=spec.name,
+            max_participants=spec.max_participants,
+            empty_timeout=(
+                settings.LIVEKIT_EMPTY_TIMEOUT if spec.empty_timeout is None else spec.empty_timeout
+            ),
+            departure_timeout=settings.LIVEKIT_DEPARTURE_TIMEOUT,
+            metadata=json.dumps(spec.metadata, separators=(",", ":"), sort_keys=True),
+        )
+
+    async def run_all() -> dict[str, str | None]:
+        lk = _client()
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(spec: RoomSpec) -> str | None:
+            async with gate:
+                try:
+                    room = await asyncio.wait_for(
+                        lk.room.create_room(request(spec)), timeout=settings.LIVEKIT_TIMEOUT
+                    )
+                except (api.TwirpError, TimeoutError, aiohttp.ClientError, OSError) as exc:
+                    logger.warning("LiveKit could not create room %s: %r", spec.name, exc)
+                    return None
+                return str(room.sid)
+
+        try:
+            sids = await asyncio.gather(*(one(spec) for spec in specs))
+        finally:
+            await lk.aclose()
+        return {spec.name: sid for spec, sid in zip(specs, sids, strict=True)}
+
+    if not specs:
+        return {}
+    return async_to_sync(run_all)()
+
+
 def delete_room(*, name: str) -> bool:
     """Delete the LiveKit room, disconnecting everyone. False if LiveKit had no such room."""
     try:

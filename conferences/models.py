@@ -151,6 +151,11 @@ class Room(models.Model):
     object_id = models.CharField(max_length=24, unique=True, default=new_object_id)
     # LiveKit's sid of the room while a session runs (from CreateRoom); "" otherwise.
     livekit_sid = models.CharField(max_length=64, blank=True, default="")
+    # Set when the scheduler pre-created the LiveKit room in the look-ahead window of a
+    # scheduled start (empty until the start; livekit_sid holds its sid once CreateRoom
+    # answered). Cleared when the room goes live, or released (LiveKit room deleted) when
+    # no scheduled start is due any more (cancelled, moved, rescheduled).
+    prepared_at = models.DateTimeField(null=True, blank=True)
     # The room's id in the VideoSDK-compatible API (`roomId`, `abcd-efgh-ijkl`), stable and
     # unique like room_id; and the caller's own `customRoomId` (unique per tenant when set).
     meeting_id = models.CharField(max_length=14, unique=True, default=new_meeting_id)
@@ -173,6 +178,7 @@ class Room(models.Model):
             models.Index(fields=["tenant", "name"]),
             models.Index(fields=["tenant", "status"]),
             models.Index(fields=["tenant", "live_since"]),
+            models.Index(fields=["prepared_at"]),
         ]
 
     def __str__(self) -> str:
