@@ -25,6 +25,8 @@ from conferences.services.errors import InvalidState, LimitExceeded, Unavailable
 
 logger = logging.getLogger(__name__)
 
+START_TASK_SIZE = 1000  # most occurrences one start_occurrences task takes
+
 
 def _backoff(retries: int) -> float:
     """Exponential backoff with jitter, capped at a minute."""
@@ -49,9 +51,11 @@ def dispatch() -> dict[str, int]:
     size = max(1, settings.SCHEDULE_START_BATCH)
     for start, pks in ahead.items():
         for i in range(0, len(pks), size):
-            chunk = pks[i : i + size]
-            prepare_rooms.apply_async((chunk,))
-            start_occurrences.apply_async((chunk,), eta=start)
+            prepare_rooms.apply_async((pks[i : i + size],))
+        # One task goes through its batches one after another: batches of one second in
+        # parallel threads would only queue for the same locks (SQLite's one writer) and CPU.
+        for i in range(0, len(pks), START_TASK_SIZE):
+            start_occurrences.apply_async((pks[i : i + START_TASK_SIZE],), eta=start)
     for pk, close_at in due.closes:
         close_session.apply_async((pk,), eta=close_at if close_at > now else None)
     extended = schedule_services.extend_windows(now=now)
@@ -84,14 +88,20 @@ def prepare_rooms(occurrence_pks: list[int]) -> int:
     time_limit=40,
 )
 def start_occurrences(self, occurrence_pks: list[int]) -> int:
-    """Start a batch of occurrences due at the same second (services: start_occurrences);
-    the ones the batch cannot take are started one by one at once."""
-    result = room_services.start_occurrences(occurrence_pks=occurrence_pks)
-    for pk in result.alone:
-        start_occurrence.apply_async((pk,))
-    if result.early and self.request.retries < 10:
-        raise self.retry(args=(result.early,), countdown=0.5)
-    return len(result.started)
+    """Start occurrences due at the same second, SCHEDULE_START_BATCH to a transaction
+    (services: start_occurrences), each batch committed before the next begins; the ones a
+    batch cannot take are started one by one at once."""
+    size = max(1, settings.SCHEDULE_START_BATCH)
+    started, early = 0, []
+    for i in range(0, len(occurrence_pks), size):
+        result = room_services.start_occurrences(occurrence_pks=occurrence_pks[i : i + size])
+        for pk in result.alone:
+            start_occurrence.apply_async((pk,))
+        started += len(result.started)
+        early += result.early
+    if early and self.request.retries < 10:
+        raise self.retry(args=(early,), countdown=0.5)
+    return started
 
 
 @shared_task(

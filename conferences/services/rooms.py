@@ -493,11 +493,6 @@ def start_occurrence(*, occurrence_pk: int, now: datetime | None = None) -> str:
 # --- scheduled bursts: LiveKit rooms pre-created in the look-ahead, started in batches ------
 
 
-def _prepared(room: Room) -> bool:
-    """The room's LiveKit room was pre-created for its next start and is still current."""
-    return room.prepared_at is not None and bool(room.livekit_sid) and room.live_since is None
-
-
 def _release_quietly(name: str) -> None:
     try:
         livekit.delete_room(name=name)
@@ -566,24 +561,6 @@ def prepare_occurrences(*, occurrence_pks: list[int], now: datetime | None = Non
     return prepared
 
 
-# What start_occurrences reads of each room (the checks, _close_at, the recording wishes).
-BATCH_ROOM_FIELDS = (
-    "pk",
-    "tenant_id",
-    "room_id",
-    "status",
-    "deactivated_at",
-    "prepared_at",
-    "livekit_sid",
-    "live_since",
-    "auto_close_duration",
-    "end_time",
-    "recurring",
-    "recording_enabled",
-    "hls_options",
-)
-
-
 @dataclass(frozen=True)
 class BatchStart:
     started: list[int]  # occurrences that went live in this batch
@@ -601,67 +578,65 @@ def start_occurrences(*, occurrence_pks: list[int], now: datetime | None = None)
     start_occurrence, which keeps every rule and retry: a room not pre-created (LiveKit was
     down, or its settings changed), already live (host started early), deactivated, past its
     end, on a plan with a concurrent-room limit, or with two occurrences in the batch.
-    Occurrences no longer scheduled (started, cancelled, deleted) are simply left out."""
+    Occurrences no longer scheduled (started, cancelled, deleted) are simply left out.
+
+    Rows are read as tuples, not model instances: building a thousand of each is most of
+    the cost of a burst."""
     now = now or timezone.now()
     with transaction.atomic():
-        # Only the fields used here: a burst loads a thousand of each (model loading is
-        # most of its cost).
         occurrences = list(
             Occurrence.objects.select_for_update()
             .filter(pk__in=occurrence_pks, status=Occurrence.Status.SCHEDULED)
-            .only("pk", "room_id", "occurrence_id", "start_time", "end_time")
             .order_by("pk")
+            .values_list("pk", "room_id", "occurrence_id", "start_time", "end_time")
         )
-        rooms = {
-            room.pk: room
-            for room in Room.objects.select_for_update()
-            .filter(pk__in={o.room_id for o in occurrences})
-            .only(*BATCH_ROOM_FIELDS)
-            .order_by("pk")
-        }
+        rooms = _batch_rooms({o[1] for o in occurrences})
         limits = dict(
             Tenant.objects.filter(pk__in={r.tenant_id for r in rooms.values()}).values_list(
                 "pk", "plan__max_concurrent_rooms"
             )
         )
-        batch: list[tuple[Occurrence, Room]] = []
+        batch: list[tuple[int, str, datetime | None, _BatchRoom]] = []
         early: list[int] = []
         alone: list[int] = []
         taken: set[int] = set()
-        for occurrence in occurrences:
-            room = rooms[occurrence.room_id]
-            end = occurrence.end_time or occurrence.start_time + timedelta(
-                minutes=room.auto_close_duration
-            )
-            if occurrence.start_time > now + timedelta(seconds=1):
-                early.append(occurrence.pk)
+        for pk, room_pk, occurrence_id, start_time, end_time in occurrences:
+            room = rooms[room_pk]
+            end = end_time or start_time + timedelta(minutes=room.auto_close_duration)
+            if start_time > now + timedelta(seconds=1):
+                early.append(pk)
             elif (
                 end <= now
-                or room.deactivated_at is not None
-                or not _prepared(room)
+                or not room.ready
                 or limits.get(room.tenant_id) is not None
                 or room.pk in taken
             ):
-                alone.append(occurrence.pk)
+                alone.append(pk)
             else:
                 taken.add(room.pk)
-                batch.append((occurrence, room))
+                batch.append((pk, occurrence_id, end_time, room))
         if not batch:
             return BatchStart(started=[], early=early, alone=alone)
+        started = [pk for pk, _, _, _ in batch]
         claimed = Occurrence.objects.filter(
-            pk__in=[o.pk for o, _ in batch], status=Occurrence.Status.SCHEDULED
+            pk__in=started, status=Occurrence.Status.SCHEDULED
         ).update(status=Occurrence.Status.LIVE, started_at=now)
         if claimed != len(batch):  # the rows are locked: nobody else can have claimed one
             raise RuntimeError(f"claimed {claimed} of {len(batch)} locked occurrences")
         sessions = RoomSession.objects.bulk_create(
             [
                 RoomSession(
-                    room=room,
-                    occurrence=occurrence,
+                    room_id=room.pk,
+                    occurrence_id=pk,
                     started_at=now,
-                    close_at=_close_at(room, now, occurrence),
+                    # _close_at for an occurrence: its end if ahead, else the auto-close.
+                    close_at=(
+                        end_time
+                        if end_time and end_time > now
+                        else now + timedelta(minutes=room.auto_close_duration)
+                    ),
                 )
-                for occurrence, room in batch
+                for pk, _, end_time, room in batch
             ]
         )
         Room.objects.filter(pk__in=taken).update(
@@ -672,22 +647,67 @@ def start_occurrences(*, occurrence_pks: list[int], now: datetime | None = None)
             prepared_at=None,
             updated_at=timezone.now(),
         )
-        started: list[events.Event] = []
-        for (occurrence, room), session in zip(batch, sessions, strict=True):
-            room.status, room.started_at, room.ended_at = Room.Status.ACTIVE, now, None
-            room.live_since, room.prepared_at = now, None
-            recording_services.session_started(room=room, session=session)
-            started.append(events.Event("room.started", room.tenant_id, room.room_id, {}))
-            started.append(
+        recording = [(room, s) for (_, _, _, room), s in zip(batch, sessions, strict=True)]
+        recording = [(room, s) for room, s in recording if room.records]
+        if recording:  # rooms recorded automatically: the recording service reads the room
+            full = Room.objects.in_bulk([room.pk for room, _ in recording])
+            for room, session in recording:
+                recording_services.session_started(room=full[room.pk], session=session)
+        emitted: list[events.Event] = []
+        for _, occurrence_id, _, room in batch:
+            emitted.append(events.Event("room.started", room.tenant_id, room.room_id, {}))
+            emitted.append(
                 events.Event(
                     "occurrence.started",
                     room.tenant_id,
                     room.room_id,
-                    {"occurrence_id": occurrence.occurrence_id},
+                    {"occurrence_id": occurrence_id},
                 )
             )
-        events.emit_many_on_commit(started)
-    return BatchStart(started=[o.pk for o, _ in batch], early=early, alone=alone)
+        events.emit_many_on_commit(emitted)
+    return BatchStart(started=started, early=early, alone=alone)
+
+
+@dataclass(frozen=True)
+class _BatchRoom:
+    pk: int
+    tenant_id: int
+    room_id: str
+    auto_close_duration: int
+    ready: bool  # pre-created for this start, not live, not deactivated
+    records: bool  # starts a recording or a stream with its sessions
+
+
+def _batch_rooms(pks: set[int]) -> dict[int, _BatchRoom]:
+    """The rooms of a batch start, locked (FOR UPDATE, in pk order), as plain tuples."""
+    rows = (
+        Room.objects.select_for_update()
+        .filter(pk__in=pks)
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "tenant_id",
+            "room_id",
+            "auto_close_duration",
+            "deactivated_at",
+            "prepared_at",
+            "livekit_sid",
+            "live_since",
+            "recording_enabled",
+            "hls_options",
+        )
+    )
+    rooms: dict[int, _BatchRoom] = {}
+    for pk, tenant, room_id, duration, deactivated, prepared, sid, live, recorded, hls in rows:
+        rooms[pk] = _BatchRoom(
+            pk=pk,
+            tenant_id=tenant,
+            room_id=room_id,
+            auto_close_duration=duration,
+            ready=deactivated is None and prepared is not None and bool(sid) and live is None,
+            records=bool(recorded or hls is not None),  # recordings.wanted_kinds() not empty
+        )
+    return rooms
 
 
 def release_prepared(*, now: datetime | None = None, limit: int = 200) -> int:
