@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +77,10 @@ def _message_and_groups(
     return message, groups
 
 
-def _send_on_commit(sends: list[tuple[dict[str, Any], list[str]]]) -> None:
+Sends = list[tuple[dict[str, Any], list[str]]]
+
+
+def _send_on_commit(sends: Sends, *, in_background: bool = False) -> None:
     def send() -> None:
         layer = get_channel_layer()
         if layer is None:
@@ -96,7 +102,40 @@ def _send_on_commit(sends: list[tuple[dict[str, Any], list[str]]]) -> None:
         except Exception:  # the write already happened; a lost notification must not undo it
             logger.exception("Could not publish %d event(s)", len(sends))
 
-    transaction.on_commit(send)
+    if in_background:
+        transaction.on_commit(lambda: _publish_in_background(send))
+    else:
+        transaction.on_commit(send)
+
+
+# Bulk events (a burst of starts) are published by one thread per process, in order, so that
+# the caller's next batch does not wait for hundreds of group_send round trips.
+_publisher: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+_publisher_lock = threading.Lock()
+_publisher_thread: threading.Thread | None = None
+
+
+def _publish_loop() -> None:
+    while True:
+        _publisher.get()()  # each job logs its own failures
+
+
+def _publish_in_background(send: Callable[[], None]) -> None:
+    global _publisher_thread
+    with _publisher_lock:
+        if _publisher_thread is None or not _publisher_thread.is_alive():
+            _publisher_thread = threading.Thread(
+                target=_publish_loop, name="parley-events", daemon=True
+            )
+            _publisher_thread.start()
+    _publisher.put(send)
+
+
+def wait_published(timeout: float = 10.0) -> bool:
+    """Wait until every bulk event handed to the publisher so far is published (tests)."""
+    done = threading.Event()
+    _publish_in_background(done.set)
+    return done.wait(timeout)
 
 
 def emit_on_commit(event: str, *, tenant_id: int, room_id: str, data: dict[str, Any]) -> None:
@@ -121,15 +160,16 @@ class Event:
 
 def emit_many_on_commit(items: list[Event]) -> None:
     """`emit_on_commit` for many events at once (a burst of scheduled starts), in order:
-    one event loop publishes them all after commit, and the outbox looks up the tenants'
-    endpoints once instead of once per event."""
+    after commit the process's publisher thread sends them all (the caller goes on at once),
+    and the outbox looks up the tenants' endpoints once instead of once per event."""
     if not items:
         return
     _send_on_commit(
         [
             _message_and_groups(e.event, tenant_id=e.tenant_id, room_id=e.room_id, data=e.data)
             for e in items
-        ]
+        ],
+        in_background=True,
     )
     from . import outbox
 
