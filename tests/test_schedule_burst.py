@@ -241,3 +241,24 @@ def test_changed_settings_after_pre_creation_refresh_the_room_at_the_start(big, 
     assert result.alone == [occurrence.pk]
     assert room_services.start_occurrence(occurrence_pk=occurrence.pk, now=start) == "started"
     assert [c.request.max_participants for c in livekit.calls_to("CreateRoom")][-1] == 7
+
+
+def test_a_room_recorded_automatically_starts_recording_with_its_batch(
+    big, livekit, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    from conferences.models import Recording
+
+    settings.RECORDINGS_DIR = tmp_path / "recordings"
+    settings.RECORDINGS_EGRESS_DIR = "/out"
+    settings.PUBLIC_BASE_URL = "http://parley.test"
+    start = (timezone.now() + LEAD).replace(microsecond=0)
+    pks = scheduled(big, 2, start=start)
+    recorded = Room.objects.get(occurrences__pk=pks[0])
+    room_services.update_room(room=recorded, data={"recording_enabled": True})
+    room_services.prepare_occurrences(occurrence_pks=pks, now=start - LEAD)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = room_services.start_occurrences(occurrence_pks=pks, now=start)
+    assert sorted(result.started) == sorted(pks)
+    [egress] = livekit.calls_to("StartRoomCompositeEgress")
+    assert egress.request.room_name == recorded.room_id
+    assert Recording.objects.get().session == RoomSession.objects.get(room=recorded)
