@@ -37,7 +37,8 @@ def _backoff(retries: int) -> float:
 def dispatch() -> dict[str, int]:
     """Starts at least SCHEDULE_PREPARE_SECONDS ahead are grouped by their instant, in
     batches of SCHEDULE_START_BATCH: each batch has its LiveKit rooms pre-created now
-    (`prepare_rooms`) and goes live in one transaction at its second (`start_occurrences`).
+    (`prepare_rooms`) and goes live in one transaction at its second (`start_occurrences`,
+    one task per second going through its batches).
     Nearer (or overdue) starts are started one by one, as are closes."""
     now = timezone.now()
     due = schedule_services.claim_due(now=now)
