@@ -122,9 +122,14 @@ class AppServer:
     manager; `base_url`, `api_key`, `double` and `describe()` are valid inside the block."""
 
     def __init__(
-        self, *, startup_timeout: float = 30.0, livekit_env: dict[str, str] | None = None
+        self,
+        *,
+        startup_timeout: float = 30.0,
+        livekit_env: dict[str, str] | None = None,
+        workers: int = 1,
     ) -> None:
         self.startup_timeout = startup_timeout
+        self.workers = workers  # uvicorn --workers
         # LIVEKIT_* settings for a real livekit-server (bench_media); default: the double.
         self.livekit_env = dict(livekit_env or {})
         self.tmp: Path | None = None
@@ -219,7 +224,7 @@ class AppServer:
             "--port",
             str(self.port),
             "--workers",
-            "1",
+            str(self.workers),
             "--no-access-log",
             "--log-level",
             "warning",

@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py            # all of them (what `make bench` does)
     .venv/bin/python bench/run.py api        # only bench_api.py (also: bench_api, bench_api.py)
     .venv/bin/python bench/run.py --list     # the names available
+    .venv/bin/python bench/run.py schedule --burst 1000   # options after the names go to them
 
 A module's `main()` returns an exit code (0 on success, None counts as 0) or raises. Every
 selected module runs even if an earlier one failed; the exit code is 1 if any failed.
@@ -44,6 +45,9 @@ def main(argv: list[str]) -> int:
     if "-h" in argv or "--help" in argv:
         print(__doc__.strip())
         return 0
+    # Options after the names (`schedule --burst 1000`) go to the selected benches' main().
+    first_option = next((i for i, a in enumerate(argv) if a.startswith("--")), len(argv))
+    argv, options = argv[:first_option], argv[first_option:]
     selected = [_short(a) for a in argv] or names
     unknown = [n for n in selected if n not in names]
     if unknown:
@@ -59,7 +63,7 @@ def main(argv: list[str]) -> int:
         started = time.monotonic()
         try:
             module = importlib.import_module(f"{PREFIX}{name}")
-            code = module.main() or 0
+            code = (module.main(options) if options else module.main()) or 0
         except KeyboardInterrupt:
             print("Interrupted")
             return 130

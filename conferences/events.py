@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -58,11 +62,10 @@ PERSONAL_EVENTS = frozenset(
 )
 
 
-def emit_on_commit(event: str, *, tenant_id: int, room_id: str, data: dict[str, Any]) -> None:
-    """Publish `event` once the current transaction commits (at once outside one), to the
-    tenant's and the room's groups; room lifecycle events also to the room's status group,
-    and stage events to the participant's own group. Events with an outbound type are also
-    written to the webhook outbox in the current transaction (conferences.outbox)."""
+def _message_and_groups(
+    event: str, *, tenant_id: int, room_id: str, data: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """The Channels message of `event` and the groups it goes to (see emit_on_commit)."""
     message = {
         "type": "parley.event",
         "event": event,
@@ -70,7 +73,6 @@ def emit_on_commit(event: str, *, tenant_id: int, room_id: str, data: dict[str, 
         "at": timezone.now().isoformat(),
         "data": data,
     }
-
     groups = [tenant_group(tenant_id), room_group(room_id)]
     if event.startswith(("room.", "recording-", "hls-")):
         # Every page of the room hears it opening, ending, and being recorded.
@@ -78,27 +80,106 @@ def emit_on_commit(event: str, *, tenant_id: int, room_id: str, data: dict[str, 
     identity = data.get("identity")
     if event in PERSONAL_EVENTS and isinstance(identity, str) and identity:
         groups.append(participant_group(room_id, identity))
+    return message, groups
 
+
+Sends = list[tuple[dict[str, Any], list[str]]]
+
+
+def _send_on_commit(sends: Sends, *, in_background: bool = False) -> None:
     def send() -> None:
         layer = get_channel_layer()
         if layer is None:
             return
 
         async def send_all() -> None:
-            for group in groups:
-                await layer.group_send(group, message)
+            for message, groups in sends:
+                for group in groups:
+                    try:
+                        await layer.group_send(group, message)
+                    except Exception:  # one lost notification must not stop the others
+                        logger.exception(
+                            "Could not publish %s for room %s", message["event"], message["room_id"]
+                        )
 
         try:
             # One event loop (and, on Redis, one connection) for all the groups.
             async_to_sync(send_all)()
         except Exception:  # the write already happened; a lost notification must not undo it
-            logger.exception("Could not publish %s for room %s", event, room_id)
+            logger.exception("Could not publish %d event(s)", len(sends))
 
-    transaction.on_commit(send)
+    if in_background:
+        transaction.on_commit(lambda: _publish_in_background(send))
+    else:
+        transaction.on_commit(send)
+
+
+# Bulk events (a burst of starts) are published by one thread per process, in order, so that
+# the caller's next batch does not wait for hundreds of group_send round trips.
+_publisher: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+_publisher_lock = threading.Lock()
+_publisher_thread: threading.Thread | None = None
+
+
+def _publish_loop() -> None:
+    while True:
+        _publisher.get()()  # each job logs its own failures
+
+
+def _publish_in_background(send: Callable[[], None]) -> None:
+    global _publisher_thread
+    with _publisher_lock:
+        if _publisher_thread is None or not _publisher_thread.is_alive():
+            _publisher_thread = threading.Thread(
+                target=_publish_loop, name="parley-events", daemon=True
+            )
+            _publisher_thread.start()
+    _publisher.put(send)
+
+
+def wait_published(timeout: float = 10.0) -> bool:
+    """Wait until every bulk event handed to the publisher so far is published (tests)."""
+    done = threading.Event()
+    _publish_in_background(done.set)
+    return done.wait(timeout)
+
+
+def emit_on_commit(event: str, *, tenant_id: int, room_id: str, data: dict[str, Any]) -> None:
+    """Publish `event` once the current transaction commits (at once outside one), to the
+    tenant's and the room's groups; room lifecycle events also to the room's status group,
+    and stage events to the participant's own group. Events with an outbound type are also
+    written to the webhook outbox in the current transaction (conferences.outbox)."""
+    _send_on_commit([_message_and_groups(event, tenant_id=tenant_id, room_id=room_id, data=data)])
     # The outbound-webhook outbox: written now, in the caller's transaction (see outbox.py).
     from . import outbox
 
     outbox.record(event, tenant_id=tenant_id, room_id=room_id, data=data)
+
+
+@dataclass(frozen=True)
+class Event:
+    event: str
+    tenant_id: int
+    room_id: str
+    data: dict[str, Any]
+
+
+def emit_many_on_commit(items: list[Event]) -> None:
+    """`emit_on_commit` for many events at once (a burst of scheduled starts), in order:
+    after commit the process's publisher thread sends them all (the caller goes on at once),
+    and the outbox looks up the tenants' endpoints once instead of once per event."""
+    if not items:
+        return
+    _send_on_commit(
+        [
+            _message_and_groups(e.event, tenant_id=e.tenant_id, room_id=e.room_id, data=e.data)
+            for e in items
+        ],
+        in_background=True,
+    )
+    from . import outbox
+
+    outbox.record_many([(e.event, e.tenant_id, e.room_id, e.data) for e in items])
 
 
 def lobby_group(entry_id: str) -> str:

@@ -123,20 +123,67 @@ def _call(op: Callable[[api.LiveKitAPI], Awaitable[T]]) -> T:
     return async_to_sync(_run)(op)
 
 
+@dataclass(frozen=True)
+class RoomSpec:
+    """One room for `create_rooms`: the arguments of `create_room`."""
+
+    name: str
+    max_participants: int
+    metadata: dict[str, Any]
+    empty_timeout: int | None = None
+
+
 def create_room(
     *, name: str, max_participants: int, metadata: dict[str, Any], empty_timeout: int | None = None
 ) -> str:
     """Create (or keep) the LiveKit room `name` with our limits. Idempotent on LiveKit's side.
     Returns the room's sid (an existing room keeps its own)."""
-    request = api.CreateRoomRequest(
-        name=name,
-        max_participants=max_participants,
-        empty_timeout=settings.LIVEKIT_EMPTY_TIMEOUT if empty_timeout is None else empty_timeout,
-        departure_timeout=settings.LIVEKIT_DEPARTURE_TIMEOUT,
-        metadata=json.dumps(metadata, separators=(",", ":"), sort_keys=True),
-    )
+    request = _create_request(RoomSpec(name, max_participants, metadata, empty_timeout))
     room = _call(lambda lk: lk.room.create_room(request))
     return room.sid
+
+
+def _create_request(spec: RoomSpec) -> api.CreateRoomRequest:
+    return api.CreateRoomRequest(
+        name=spec.name,
+        max_participants=spec.max_participants,
+        empty_timeout=(
+            settings.LIVEKIT_EMPTY_TIMEOUT if spec.empty_timeout is None else spec.empty_timeout
+        ),
+        departure_timeout=settings.LIVEKIT_DEPARTURE_TIMEOUT,
+        metadata=json.dumps(spec.metadata, separators=(",", ":"), sort_keys=True),
+    )
+
+
+def create_rooms(specs: list[RoomSpec], *, concurrency: int = 16) -> dict[str, str | None]:
+    """`create_room` for many rooms at once (the scheduler pre-creating a burst of starts):
+    up to `concurrency` CreateRoom calls in flight on one client. Returns each name's sid, or
+    None for a room LiveKit did not create (unreachable, timed out, refused); never raises."""
+
+    async def run_all() -> dict[str, str | None]:
+        lk = _client()
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(spec: RoomSpec) -> str | None:
+            async with gate:
+                try:
+                    room = await asyncio.wait_for(
+                        lk.room.create_room(_create_request(spec)), timeout=settings.LIVEKIT_TIMEOUT
+                    )
+                except (api.TwirpError, TimeoutError, aiohttp.ClientError, OSError) as exc:
+                    logger.warning("LiveKit could not create room %s: %r", spec.name, exc)
+                    return None
+                return str(room.sid)
+
+        try:
+            sids = await asyncio.gather(*(one(spec) for spec in specs))
+        finally:
+            await lk.aclose()
+        return {spec.name: sid for spec, sid in zip(specs, sids, strict=True)}
+
+    if not specs:
+        return {}
+    return async_to_sync(run_all)()
 
 
 def delete_room(*, name: str) -> bool:

@@ -154,6 +154,11 @@ class Room(models.Model):
     object_id = models.CharField(max_length=24, unique=True, default=new_object_id)
     # LiveKit's sid of the room while a session runs (from CreateRoom); "" otherwise.
     livekit_sid = models.CharField(max_length=64, blank=True, default="")
+    # Set when the scheduler pre-created the LiveKit room in the look-ahead window of a
+    # scheduled start (empty until the start; livekit_sid holds its sid once CreateRoom
+    # answered). Cleared when the room goes live, or released (LiveKit room deleted) when
+    # no scheduled start is due any more (cancelled, moved, rescheduled).
+    prepared_at = models.DateTimeField(null=True, blank=True)
     # The room's id in the VideoSDK-compatible API (`roomId`, `abcd-efgh-ijkl`), stable and
     # unique like room_id; and the caller's own `customRoomId` (unique per tenant when set).
     meeting_id = models.CharField(max_length=14, unique=True, default=new_meeting_id)
@@ -176,6 +181,7 @@ class Room(models.Model):
             models.Index(fields=["tenant", "name"]),
             models.Index(fields=["tenant", "status"]),
             models.Index(fields=["tenant", "live_since"]),
+            models.Index(fields=["prepared_at"]),
         ]
 
     def __str__(self) -> str:
@@ -247,7 +253,12 @@ class Occurrence(models.Model):
 
 
 def new_session_id() -> str:
-    return "se_" + "".join(secrets.choice(ROOM_ID_ALPHABET) for _ in range(16))
+    # One read of the system's random source for the 16 characters (a burst of scheduled
+    # starts makes a thousand at once): bytes below 248 = 4 * 62 map evenly onto the alphabet.
+    chars: list[str] = []
+    while len(chars) < 16:
+        chars.extend(ROOM_ID_ALPHABET[b % 62] for b in secrets.token_bytes(24) if b < 248)
+    return "se_" + "".join(chars[:16])
 
 
 class RoomSession(models.Model):

@@ -65,11 +65,26 @@ def room_phase(room: Room) -> str:
     return "open"
 
 
+# A webinar's audience arriving at once must not ask LiveKit for the whole participant list
+# on every page load and every join: a count well below the room's limit is reused for
+# HEAD_COUNT_TTL seconds (shared through the cache by every web process). Near the limit
+# (within HEAD_COUNT_SLACK places) LiveKit is asked each time; LiveKit itself enforces the
+# room's max_participants (given at CreateRoom) in any case.
+HEAD_COUNT_TTL = 2
+HEAD_COUNT_SLACK = 50
+
+
 def head_count(room: Room) -> int:
     """People LiveKit has in the room now (0 when it is not live). Raises Unavailable."""
     if room.live_since is None:
         return 0
-    return len(livekit.list_participants(room=room.livekit_name))
+    key = f"head-count:{room.pk}:{room.live_since.timestamp()}"
+    cached = cache.get(key)
+    if isinstance(cached, int) and cached < room.max_participants - HEAD_COUNT_SLACK:
+        return cached
+    count = len(livekit.list_participants(room=room.livekit_name))
+    cache.set(key, count, HEAD_COUNT_TTL)
+    return count
 
 
 def room_state(room: Room) -> RoomState:

@@ -7,10 +7,13 @@ long ETAs are never used (far-future work waits in the database, not in the brok
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
+from collections import defaultdict
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from conferences.services import attendance as attendance_services
@@ -22,6 +25,8 @@ from conferences.services.errors import InvalidState, LimitExceeded, Unavailable
 
 logger = logging.getLogger(__name__)
 
+START_TASK_SIZE = 1000  # most occurrences one start_occurrences task takes
+
 
 def _backoff(retries: int) -> float:
     """Exponential backoff with jitter, capped at a minute."""
@@ -30,14 +35,74 @@ def _backoff(retries: int) -> float:
 
 @shared_task(name="conferences.dispatch", ignore_result=True, soft_time_limit=50, time_limit=60)
 def dispatch() -> dict[str, int]:
+    """Starts at least SCHEDULE_PREPARE_SECONDS ahead are grouped by their instant, in
+    batches of SCHEDULE_START_BATCH: each batch has its LiveKit rooms pre-created now
+    (`prepare_rooms`) and goes live in one transaction at its second (`start_occurrences`,
+    one task per second going through its batches).
+    Nearer (or overdue) starts are started one by one, as are closes."""
     now = timezone.now()
     due = schedule_services.claim_due(now=now)
+    lead = dt.timedelta(seconds=settings.SCHEDULE_PREPARE_SECONDS)
+    ahead: dict[dt.datetime, list[int]] = defaultdict(list)
     for pk, start in due.starts:
-        start_occurrence.apply_async((pk,), eta=start if start > now else None)
+        if start - now >= lead:
+            ahead[start].append(pk)
+        else:
+            start_occurrence.apply_async((pk,), eta=start if start > now else None)
+    size = max(1, settings.SCHEDULE_START_BATCH)
+    for start, pks in ahead.items():
+        for i in range(0, len(pks), size):
+            prepare_rooms.apply_async((pks[i : i + size],))
+        # One task goes through its batches one after another: batches of one second in
+        # parallel threads would only queue for the same locks (SQLite's one writer) and CPU.
+        for i in range(0, len(pks), START_TASK_SIZE):
+            start_occurrences.apply_async((pks[i : i + START_TASK_SIZE],), eta=start)
     for pk, close_at in due.closes:
         close_session.apply_async((pk,), eta=close_at if close_at > now else None)
     extended = schedule_services.extend_windows(now=now)
-    return {"starts": len(due.starts), "closes": len(due.closes), "extended": extended}
+    released = room_services.release_prepared(now=now)
+    return {
+        "starts": len(due.starts),
+        "closes": len(due.closes),
+        "extended": extended,
+        "released": released,
+    }
+
+
+@shared_task(
+    name="conferences.prepare_rooms", ignore_result=True, soft_time_limit=50, time_limit=60
+)
+def prepare_rooms(occurrence_pks: list[int]) -> int:
+    """Pre-create the LiveKit rooms of a batch of starts due soon (no retry: a room not
+    pre-created by its second is started the ordinary way)."""
+    return room_services.prepare_occurrences(occurrence_pks=occurrence_pks)
+
+
+@shared_task(
+    bind=True,
+    name="conferences.start_occurrences",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=10,
+    soft_time_limit=30,
+    time_limit=40,
+)
+def start_occurrences(self, occurrence_pks: list[int]) -> int:
+    """Start occurrences due at the same second, SCHEDULE_START_BATCH to a transaction
+    (services: start_occurrences), each batch committed before the next begins; the ones a
+    batch cannot take are started one by one at once."""
+    size = max(1, settings.SCHEDULE_START_BATCH)
+    started, early = 0, []
+    for i in range(0, len(occurrence_pks), size):
+        result = room_services.start_occurrences(occurrence_pks=occurrence_pks[i : i + size])
+        for pk in result.alone:
+            start_occurrence.apply_async((pk,))
+        started += len(result.started)
+        early += result.early
+    if early and self.request.retries < 10:
+        raise self.retry(args=(early,), countdown=0.5)
+    return started
 
 
 @shared_task(

@@ -233,3 +233,34 @@ def test_livekit_down_then_up(processes, owner, livekit):
     occ.refresh_from_db()
     assert occ.status == "live"
     assert [c.request.name for c in livekit.calls_to("CreateRoom")] == [room.room_id]
+
+
+def test_a_burst_is_pre_created_ahead_then_started_at_its_second(processes, livekit):
+    from tests.conftest import make_member
+
+    member = make_member("Burst Co", plan="enterprise")  # no concurrent-room limit
+    processes.worker()
+    processes.beat()
+    processes.wait_log("beat", "Sending due task")
+    start = (timezone.now() + dt.timedelta(seconds=10)).replace(microsecond=0)
+    pks = []
+    for i in range(5):
+        room = room_services.create_room(
+            tenant=member.tenant,
+            data={"name": f"Burst {i}", "room_type": "scheduled", "start_time": start},
+        )
+        pks.append(Occurrence.objects.get(room=room).pk)
+    created = wait_for(lambda: len(livekit.calls_to("CreateRoom")) == 5, timeout=30)
+    assert created, processes.log("worker")[-3000:]
+    # Created in the look-ahead: before the start, and nothing is live yet.
+    assert timezone.now() < start
+    assert not Occurrence.objects.filter(pk__in=pks).exclude(status="scheduled").exists()
+    assert wait_for(
+        lambda: Occurrence.objects.filter(pk__in=pks, status="live").count() == 5, timeout=30
+    ), processes.log("worker")[-3000:]
+    for occ in Occurrence.objects.filter(pk__in=pks):
+        assert -1.0 <= (occ.started_at - occ.start_time).total_seconds() < 3.0
+    assert "conferences.start_occurrences" in processes.log("worker")
+    time.sleep(2)  # a late re-dispatch must not start anything again
+    assert RoomSession.objects.filter(occurrence__pk__in=pks).count() == 5
+    assert len(livekit.calls_to("CreateRoom")) == 5

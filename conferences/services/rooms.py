@@ -12,14 +12,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from accounts.models import Tenant
@@ -39,6 +42,8 @@ from . import attendance
 from . import recordings as recording_services
 from . import schedule as schedule_services
 from .errors import InvalidState, LimitExceeded
+
+logger = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     "room_type": Room.RoomType.TEMPORARY,
@@ -165,6 +170,10 @@ def update_room(*, room: Room, data: dict[str, Any]) -> Room:
     room = Room.objects.select_for_update().get(pk=room.pk)
     was_scheduled = room.room_type == Room.RoomType.SCHEDULED
     _apply(room, data)
+    if room.prepared_at is not None and room.live_since is None:
+        # A LiveKit room pre-created with the old settings: its start goes the one-by-one
+        # way (CreateRoom again, which updates it); the release sweep still sees it.
+        room.livekit_sid = ""
     now = timezone.now()
     if room.room_type == Room.RoomType.SCHEDULED:
         if not was_scheduled or SCHEDULING_FIELDS & set(data):
@@ -195,6 +204,9 @@ def delete_room(*, room: Room) -> None:
     recording_services.stop_all_for_room(room=room)
     if room.live_since is not None:
         _livekit_delete(room)
+    elif room.prepared_at is not None:  # pre-created for a start that will never come
+        name = room.livekit_name
+        transaction.on_commit(lambda: _release_quietly(name))
     tenant_id, room_id = room.tenant_id, room.room_id
     room.delete()
     events.emit_on_commit("room.deleted", tenant_id=tenant_id, room_id=room_id, data={})
@@ -249,11 +261,15 @@ def _go_live(room: Room, now: datetime, occurrence: Occurrence | None = None) ->
     if room.deactivated_at is not None:
         raise InvalidState("The room has been deactivated", code="ROOM_DEACTIVATED")
     _check_concurrency(room)
-    sid = livekit.create_room(
-        name=room.livekit_name,
-        max_participants=room.max_participants,
-        metadata=livekit_metadata(room),
-    )
+    if room.prepared_at is not None and room.livekit_sid:
+        sid = room.livekit_sid  # pre-created in the look-ahead with these settings
+    else:
+        sid = livekit.create_room(
+            name=room.livekit_name,
+            max_participants=room.max_participants,
+            metadata=livekit_metadata(room),
+        )
+    room.prepared_at = None
     room.live_since = now
     room.livekit_sid = sid
     session = RoomSession.objects.create(
@@ -273,6 +289,7 @@ def _mark_started(room: Room, now: datetime) -> None:
             "ended_at",
             "live_since",
             "livekit_sid",
+            "prepared_at",
             "updated_at",
         ]
     )
@@ -488,6 +505,267 @@ def start_occurrence(*, occurrence_pk: int, now: datetime | None = None) -> str:
             data={"occurrence_id": occurrence.occurrence_id},
         )
     return "started"
+
+
+# --- scheduled bursts: LiveKit rooms pre-created in the look-ahead, started in batches ------
+
+
+def _release_quietly(name: str) -> None:
+    try:
+        livekit.delete_room(name=name)
+    except livekit.LiveKitUnavailable:  # LiveKit's empty timeout closes the unused room
+        logger.warning("Could not release pre-created LiveKit room %s", name)
+
+
+def prepare_occurrences(*, occurrence_pks: list[int], now: datetime | None = None) -> int:
+    """Pre-create the LiveKit rooms of scheduled occurrences that start soon (the dispatcher's
+    look-ahead), so that at their second they only have to be marked live. Nothing else
+    changes: no session, no event, no webhook; the room stays `scheduled`.
+
+    The room is marked first (`prepared_at`, committed), then LiveKit is called for all of
+    them at once, outside any lock (a slow LiveKit must not hold rows locked), then each sid
+    is recorded. A room LiveKit did not create is unmarked and starts the ordinary way at its
+    second (CreateRoom then, with retries). Its empty_timeout covers the wait until the start
+    plus LIVEKIT_EMPTY_TIMEOUT, so LiveKit never closes it before anyone could join. Returns
+    how many rooms were pre-created."""
+    now = now or timezone.now()
+    occurrences = (
+        Occurrence.objects.select_related("room")
+        .filter(
+            pk__in=occurrence_pks,
+            status=Occurrence.Status.SCHEDULED,
+            start_time__gt=now,
+            room__live_since__isnull=True,
+            room__deactivated_at__isnull=True,
+            room__prepared_at__isnull=True,
+        )
+        .order_by("start_time")
+    )
+    wanted: dict[int, tuple[Room, Occurrence]] = {}
+    for occurrence in occurrences:
+        wanted.setdefault(occurrence.room_id, (occurrence.room, occurrence))
+    if not wanted:
+        return 0
+    with transaction.atomic():
+        marked = list(
+            Room.objects.select_for_update()
+            .filter(pk__in=list(wanted), prepared_at__isnull=True, live_since__isnull=True)
+            .values_list("pk", flat=True)
+        )
+        Room.objects.filter(pk__in=marked).update(prepared_at=now)
+    specs = []
+    for pk in marked:
+        room, occurrence = wanted[pk]
+        wait = math.ceil((occurrence.start_time - now).total_seconds())
+        specs.append(
+            livekit.RoomSpec(
+                name=room.livekit_name,
+                max_participants=room.max_participants,
+                metadata=livekit_metadata(room),
+                empty_timeout=max(wait, 0) + settings.LIVEKIT_EMPTY_TIMEOUT,
+            )
+        )
+    sids = livekit.create_rooms(specs)
+    prepared = 0
+    with transaction.atomic():
+        for pk in marked:
+            mine = Room.objects.filter(pk=pk, prepared_at=now, live_since__isnull=True)
+            sid = sids.get(wanted[pk][0].livekit_name)
+            if sid:
+                prepared += mine.update(livekit_sid=sid)
+            else:
+                mine.filter(livekit_sid="").update(prepared_at=None)
+    return prepared
+
+
+@dataclass(frozen=True)
+class BatchStart:
+    started: list[int]  # occurrences that went live in this batch
+    early: list[int]  # not due yet (an ETA that fired early): try again in a moment
+    alone: list[int]  # to start one by one (start_occurrence): see start_occurrences
+
+
+def start_occurrences(*, occurrence_pks: list[int], now: datetime | None = None) -> BatchStart:
+    """Start many due occurrences at once, each exactly once: the burst at the top of the
+    hour. One transaction locks the occurrences and their rooms, claims every still
+    scheduled one with one conditional UPDATE, creates their sessions in one INSERT, marks
+    their rooms live in one UPDATE, and emits `room.started` and `occurrence.started` (events
+    and webhooks) after commit. No LiveKit call: only rooms pre-created in the look-ahead
+    (prepare_occurrences) are taken. Anything else is returned in `alone` for the one-by-one
+    start_occurrence, which keeps every rule and retry: a room not pre-created (LiveKit was
+    down, or its settings changed), already live (host started early), deactivated, past its
+    end, on a plan with a concurrent-room limit, or with two occurrences in the batch.
+    Occurrences no longer scheduled (started, cancelled, deleted) are simply left out.
+
+    Rows are read as tuples, not model instances: building a thousand of each is most of
+    the cost of a burst."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        occurrences = list(
+            Occurrence.objects.select_for_update()
+            .filter(pk__in=occurrence_pks, status=Occurrence.Status.SCHEDULED)
+            .order_by("pk")
+            .values_list("pk", "room_id", "occurrence_id", "start_time", "end_time")
+        )
+        rooms = _batch_rooms({o[1] for o in occurrences})
+        limits = dict(
+            Tenant.objects.filter(pk__in={r.tenant_id for r in rooms.values()}).values_list(
+                "pk", "plan__max_concurrent_rooms"
+            )
+        )
+        batch: list[tuple[int, str, datetime | None, _BatchRoom]] = []
+        early: list[int] = []
+        alone: list[int] = []
+        taken: set[int] = set()
+        for pk, room_pk, occurrence_id, start_time, end_time in occurrences:
+            room = rooms[room_pk]
+            end = end_time or start_time + timedelta(minutes=room.auto_close_duration)
+            if start_time > now + timedelta(seconds=1):
+                early.append(pk)
+            elif (
+                end <= now
+                or not room.ready
+                or limits.get(room.tenant_id) is not None
+                or room.pk in taken
+            ):
+                alone.append(pk)
+            else:
+                taken.add(room.pk)
+                batch.append((pk, occurrence_id, end_time, room))
+        if not batch:
+            return BatchStart(started=[], early=early, alone=alone)
+        started = [pk for pk, _, _, _ in batch]
+        claimed = Occurrence.objects.filter(
+            pk__in=started, status=Occurrence.Status.SCHEDULED
+        ).update(status=Occurrence.Status.LIVE, started_at=now)
+        if claimed != len(batch):  # the rows are locked: nobody else can have claimed one
+            raise RuntimeError(f"claimed {claimed} of {len(batch)} locked occurrences")
+        sessions = RoomSession.objects.bulk_create(
+            [
+                RoomSession(
+                    room_id=room.pk,
+                    occurrence_id=pk,
+                    started_at=now,
+                    # _close_at for an occurrence: its end if ahead, else the auto-close.
+                    close_at=(
+                        end_time
+                        if end_time and end_time > now
+                        else now + timedelta(minutes=room.auto_close_duration)
+                    ),
+                )
+                for pk, _, end_time, room in batch
+            ]
+        )
+        Room.objects.filter(pk__in=taken).update(
+            status=Room.Status.ACTIVE,
+            started_at=now,
+            ended_at=None,
+            live_since=now,
+            prepared_at=None,
+            updated_at=timezone.now(),
+        )
+        recording = [(room, s) for (_, _, _, room), s in zip(batch, sessions, strict=True)]
+        recording = [(room, s) for room, s in recording if room.records]
+        if recording:  # rooms recorded automatically: the recording service reads the room
+            full = Room.objects.in_bulk([room.pk for room, _ in recording])
+            for room, session in recording:
+                recording_services.session_started(room=full[room.pk], session=session)
+        emitted: list[events.Event] = []
+        for _, occurrence_id, _, room in batch:
+            emitted.append(events.Event("room.started", room.tenant_id, room.room_id, {}))
+            emitted.append(
+                events.Event(
+                    "occurrence.started",
+                    room.tenant_id,
+                    room.room_id,
+                    {"occurrence_id": occurrence_id},
+                )
+            )
+        events.emit_many_on_commit(emitted)
+    return BatchStart(started=started, early=early, alone=alone)
+
+
+@dataclass(frozen=True)
+class _BatchRoom:
+    pk: int
+    tenant_id: int
+    room_id: str
+    auto_close_duration: int
+    ready: bool  # pre-created for this start, not live, not deactivated
+    records: bool  # starts a recording or a stream with its sessions
+
+
+def _batch_rooms(pks: set[int]) -> dict[int, _BatchRoom]:
+    """The rooms of a batch start, locked (FOR UPDATE, in pk order), as plain tuples."""
+    rows = (
+        Room.objects.select_for_update()
+        .filter(pk__in=pks)
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "tenant_id",
+            "room_id",
+            "auto_close_duration",
+            "deactivated_at",
+            "prepared_at",
+            "livekit_sid",
+            "live_since",
+            "recording_enabled",
+            "hls_options",
+        )
+    )
+    rooms: dict[int, _BatchRoom] = {}
+    for pk, tenant, room_id, duration, deactivated, prepared, sid, live, recorded, hls in rows:
+        rooms[pk] = _BatchRoom(
+            pk=pk,
+            tenant_id=tenant,
+            room_id=room_id,
+            auto_close_duration=duration,
+            ready=deactivated is None and prepared is not None and bool(sid) and live is None,
+            records=bool(recorded or hls is not None),  # recordings.wanted_kinds() not empty
+        )
+    return rooms
+
+
+def release_prepared(*, now: datetime | None = None, limit: int = 200) -> int:
+    """Delete the LiveKit rooms pre-created for starts that are no longer coming (cancelled,
+    moved out of the look-ahead, rescheduled, the series ended, missed): a pre-created room
+    with no scheduled occurrence due within the look-ahead. Each room is locked and checked
+    again, so a room that went live meanwhile is never touched. LiveKit down: left for the
+    next tick (and LiveKit's empty timeout closes it anyway). Returns how many released."""
+    now = now or timezone.now()
+    horizon = now + timedelta(
+        seconds=settings.SCHEDULE_LOOKAHEAD_SECONDS + settings.SCHEDULE_PREPARE_SECONDS
+    )
+
+    def due(room: Any) -> Any:
+        return Occurrence.objects.filter(
+            room=room, status=Occurrence.Status.SCHEDULED, start_time__lte=horizon
+        )
+
+    stale = list(
+        Room.objects.filter(prepared_at__isnull=False, live_since__isnull=True)
+        .exclude(Exists(due(OuterRef("pk"))))
+        .values_list("pk", flat=True)[:limit]
+    )
+    released = 0
+    for pk in stale:
+        with transaction.atomic():
+            room = (
+                Room.objects.select_for_update()
+                .filter(pk=pk, prepared_at__isnull=False, live_since__isnull=True)
+                .first()
+            )
+            if room is None or due(room).exists():
+                continue
+            try:
+                livekit.delete_room(name=room.livekit_name)
+            except livekit.LiveKitUnavailable:
+                logger.warning("LiveKit unavailable releasing room %s; next tick", room.room_id)
+                continue
+            Room.objects.filter(pk=pk).update(prepared_at=None, livekit_sid="")
+            released += 1
+    return released
 
 
 def mark_missed(*, occurrence_pk: int, note: str) -> bool:
