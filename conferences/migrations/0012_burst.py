@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0005_videosdk"),
-        ("conferences", "0010_webhooks"),
+        ("conferences", "0011_secaccess"),
     ]
 
     operations = [
