@@ -121,6 +121,19 @@ DATABASES = {
         conn_max_age=envint("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and envbool(
+    "DATABASE_POOL", True
+):
+    # Under ASGI every request may run on a new thread: persistent per-thread connections
+    # (CONN_MAX_AGE > 0) are never closed there and exhaust PostgreSQL ("too many clients").
+    # psycopg's pool (Django 5.2) keeps a bounded set per process instead; each request
+    # borrows one and gives it back, so CONN_MAX_AGE must be 0 with it.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": envint("DATABASE_POOL_MIN_SIZE", 2),
+        "max_size": envint("DATABASE_POOL_MAX_SIZE", 10),
+        "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + a busy timeout let the web process, the worker and beat share one file.
     DATABASES["default"]["OPTIONS"] = {
