@@ -85,7 +85,9 @@ MIDDLEWARE = [
     # A tenant's verified custom domain serves its join pages (before any host check).
     "branding.middleware.CustomDomainMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Static files are served before Django by parley.asgi.StaticFiles (WhiteNoise's file
+    # table, outside this chain): WhiteNoise's middleware is sync-only and made every request
+    # switch threads.
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -94,6 +96,19 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "conferences.middleware.ApiExceptionMiddleware",
+]
+
+# The join-token routes (API-key authenticated, never a cookie) run through a second Django
+# handler with only these (parley.asgi.LeanRoutes); same URLconf and views.
+LEAN_MIDDLEWARE = [
+    "conferences.middleware.RequestIDMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "conferences.middleware.ApiExceptionMiddleware",
+]
+LEAN_PATHS = [
+    r"/api/v1/rooms/[^/]+/tokens/?",  # v1 join tokens
+    r"/api/rooms/join",  # Interactive Show facade
+    r"/api/conferences-public/createToken",  # Callaba facade
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -295,6 +310,9 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Parley <noreply@local
 # --- Product limits -------------------------------------------------------------------------
 DEFAULT_TENANT_TIMEZONE = os.environ.get("DEFAULT_TENANT_TIMEZONE", "UTC")
 API_RATE_LIMIT_WINDOW = 3600  # seconds; plans state requests per hour
+# The token path's per-process copies of API keys and rooms (parley.hotcache): at most this
+# old, and dropped in every process as soon as a service changes them. 0 turns it off.
+HOT_CACHE_SECONDS = float(os.environ.get("HOT_CACHE_SECONDS", "1"))
 
 # --- Scheduling -----------------------------------------------------------------------------
 SCHEDULE_WINDOW_DAYS = envint("SCHEDULE_WINDOW_DAYS", 60)  # occurrences stored this far ahead

@@ -25,9 +25,13 @@ REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
+    from parley import hotcache
+
     cache.clear()
+    hotcache.clear()
     yield
     cache.clear()
+    hotcache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -100,13 +100,18 @@ class WebProcesses:
 
     def stop_all(self) -> None:
         for name in list(self.procs):
-            proc = self.procs.pop(name)
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(15)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(5)
+            stop_group(self.procs.pop(name))
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group `proc` leads (started with start_new_session), then SIGKILL
+    it if it has not exited within 15 s."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(5)

@@ -33,6 +33,7 @@ from conferences.models import (
     default_host_controls,
 )
 from conferences.roles import attributes_for, default_role, grants_for
+from parley import hotcache
 
 from . import attendance
 from . import recordings as recording_services
@@ -115,6 +116,7 @@ def create_room(*, tenant: Tenant, data: dict[str, Any]) -> Room:
         Room.Status.SCHEDULED if room.room_type == Room.RoomType.SCHEDULED else Room.Status.ACTIVE
     )
     room.save()
+    hotcache.invalidate_tenant(room.tenant_id)  # a newer room of the same name (Show facade)
     if room.room_type == Room.RoomType.SCHEDULED:
         _schedule(room, data, replace=False)
     events.emit_on_commit(
@@ -163,6 +165,7 @@ def update_room(*, room: Room, data: dict[str, Any]) -> Room:
     now = timezone.now()
     if room.room_type == Room.RoomType.SCHEDULED:
         if not was_scheduled or SCHEDULING_FIELDS & set(data):
+            hotcache.invalidate_tenant(room.tenant_id)  # token path's cached room
             room.save()
             _schedule(room, data, replace=True)
     elif was_scheduled:
@@ -173,6 +176,7 @@ def update_room(*, room: Room, data: dict[str, Any]) -> Room:
             if room.room_type == Room.RoomType.SCHEDULED
             else Room.Status.ACTIVE
         )
+    hotcache.invalidate_tenant(room.tenant_id)  # token path's cached room
     room.save()
     events.emit_on_commit(
         "room.updated",
@@ -191,6 +195,7 @@ def delete_room(*, room: Room) -> None:
     if room.live_since is not None:
         _livekit_delete(room)
     tenant_id, room_id = room.tenant_id, room.room_id
+    hotcache.invalidate_tenant(room.tenant_id)  # token path's cached room
     room.delete()
     events.emit_on_commit("room.deleted", tenant_id=tenant_id, room_id=room_id, data={})
 
@@ -261,6 +266,7 @@ def _mark_started(room: Room, now: datetime) -> None:
     room.status = Room.Status.ACTIVE
     room.started_at = now
     room.ended_at = None
+    hotcache.invalidate_tenant(room.tenant_id)  # token path's cached room
     room.save(
         update_fields=[
             "status",
@@ -346,6 +352,7 @@ def _end_session(
         room.status = Room.Status.SCHEDULED
     else:
         room.status = Room.Status.COMPLETED
+    hotcache.invalidate_tenant(room.tenant_id)  # token path's cached room
     room.save(
         update_fields=[
             "status",
@@ -399,6 +406,7 @@ def deactivate_room(*, room: Room) -> Room:
     else:
         _deactivate(room, now)
         room.status = Room.Status.COMPLETED
+        hotcache.invalidate_tenant(room.tenant_id)  # token path's cached room
         room.save(update_fields=["status", "deactivated_at", "updated_at"])
         events.emit_on_commit(
             "room.updated",
@@ -570,8 +578,8 @@ def issue_token(
         role = stored.role if stored is not None else default_role(room)
     identity = identity or f"{role}-{secrets.token_hex(6)}"
     mic_only = bool(stored and stored.role == role and stored.mic_only)
-    participant = _record_participant(
-        room=room, identity=identity, name=name, role=role, mic_only=mic_only
+    _record_participant(
+        room=room, identity=identity, name=name, role=role, mic_only=mic_only, stored=stored
     )
     token, expires_at = livekit.mint_token(
         identity=identity,
@@ -580,7 +588,7 @@ def issue_token(
         attributes={
             k: v
             for k, v in attributes_for(
-                role, hand_raised=participant.hand_raised_at is not None
+                role, hand_raised=stored is not None and stored.hand_raised_at is not None
             ).items()
             if v
         },
@@ -598,22 +606,27 @@ def issue_token(
 
 
 def _record_participant(
-    *, room: Room, identity: str, name: str, role: str, mic_only: bool
-) -> Participant:
-    """Store the identity's role in the room (kept across tokens; hand state survives)."""
-    participant, created = Participant.objects.get_or_create(
-        room=room, identity=identity, defaults={"name": name, "role": role, "mic_only": mic_only}
-    )
-    if not created and (
-        participant.name != name
-        or participant.role != role
-        or participant.left_at is not None
-        or participant.mic_only != mic_only
+    *, room: Room, identity: str, name: str, role: str, mic_only: bool, stored: Participant | None
+) -> None:
+    """Store the identity's role in the room (kept across tokens; hand state survives).
+
+    One statement, INSERT ... ON CONFLICT (room, identity) DO UPDATE, so two tokens for one
+    identity at once cannot lose a role or fail on the unique constraint; nothing at all when
+    `stored` (the row as just read) already says so."""
+    if (
+        stored is not None
+        and stored.name == name
+        and stored.role == role
+        and stored.left_at is None
+        and stored.mic_only == mic_only
     ):
-        participant.name, participant.role, participant.mic_only = name, role, mic_only
-        participant.left_at = None
-        participant.save(update_fields=["name", "role", "mic_only", "left_at", "updated_at"])
-    return participant
+        return
+    Participant.objects.bulk_create(
+        [Participant(room=room, identity=identity, name=name, role=role, mic_only=mic_only)],
+        update_conflicts=True,
+        unique_fields=["room", "identity"],
+        update_fields=["name", "role", "mic_only", "left_at", "updated_at"],
+    )
 
 
 def live_participants(*, room: Room) -> list[livekit.ParticipantDict]:
