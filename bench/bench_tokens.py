@@ -84,6 +84,37 @@ def _rss_tree(pid: int) -> int:
     return total
 
 
+def _cpu_tree(pid: int) -> float:
+    """CPU seconds (user + system) used so far by `pid` and its live descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            stats[int(stat.parent.name)] = fields
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        todo.extend(children.get(p, []))
+        if p in stats:
+            total += (int(stats[p][11]) + int(stats[p][12])) / ticks
+    return total
+
+
+def measured(pid: int, run: Any) -> dict[str, Any]:
+    """`run()`'s figures plus the server's CPU milliseconds per request and its memory."""
+    before = _cpu_tree(pid)
+    figures = run()
+    cpu = _cpu_tree(pid) - before
+    figures["cpu_ms_per_request"] = round(1000 * cpu / max(figures["requests"], 1), 2)
+    figures["rss_mb"] = round(_rss_tree(pid) / 2**20, 1)
+    return figures
+
+
 def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
@@ -164,9 +195,10 @@ def parley(database_url: str | None) -> dict[str, Any]:
             first = httpx.post(url, json={"name": "Host"}, headers=headers, timeout=30)
             if first.status_code != 200:
                 raise BenchError(f"first token: {first.status_code} {first.text[:300]}")
-            figures = load(url, headers, '{"name":"Guest","identity":"g-%d-%d"}')
             assert server.pid is not None
-            figures["rss_mb"] = round(_rss_tree(server.pid) / 2**20, 1)
+            figures = measured(
+                server.pid, lambda: load(url, headers, '{"name":"Guest","identity":"g-%d-%d"}')
+            )
             figures["workers"] = workers
             return figures
     finally:
@@ -210,12 +242,14 @@ def express(directory: Path) -> dict[str, Any]:
                 log.seek(0)
                 raise BenchError(f"Express did not start: {log.read()[-2000:]!r}")
             time.sleep(0.2)
-        figures = load(
-            f"http://{HOST}:{port}/api/rooms/join",
-            {"Content-Type": "application/json"},
-            '{"roomName":"bench","participantName":"g-%d-%d","role":"viewer"}',
+        figures = measured(
+            proc.pid,
+            lambda: load(
+                f"http://{HOST}:{port}/api/rooms/join",
+                {"Content-Type": "application/json"},
+                '{"roomName":"bench","participantName":"g-%d-%d","role":"viewer"}',
+            ),
         )
-        figures["rss_mb"] = round(_rss_tree(proc.pid) / 2**20, 1)
         figures["workers"] = 1
         return figures
     finally:
@@ -267,7 +301,8 @@ def main() -> int:
         print(
             f"{name:16} {r['tool']:10} workers={r['workers']}  {r['rps']:8.1f} req/s  "
             f"p50 {r['p50_ms'] or 0:7.1f} ms  p99 {r['p99_ms'] or 0:7.1f} ms  "
-            f"errors {r['errors']}  requests {r['requests']}  RSS {r['rss_mb']} MB",
+            f"errors {r['errors']}  requests {r['requests']}  "
+            f"CPU/request {r['cpu_ms_per_request']} ms  RSS {r['rss_mb']} MB",
             flush=True,
         )
     if "express" in rows and rows["express"]["rps"]:

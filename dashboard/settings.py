@@ -105,6 +105,7 @@ LEAN_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "conferences.middleware.ApiExceptionMiddleware",
 ]
+LEAN_THREADS = envint("LEAN_THREADS", 8)  # per process; keep <= DATABASE_POOL_MAX_SIZE
 LEAN_PATHS = [
     r"/api/v1/rooms/[^/]+/tokens/?",  # v1 join tokens
     r"/api/rooms/join",  # Interactive Show facade

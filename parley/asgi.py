@@ -4,19 +4,28 @@
   headers (configured from settings exactly as WhiteNoiseMiddleware is). WhiteNoise's Django
   middleware is sync-only: inside MIDDLEWARE it made every request hop loop -> thread ->
   loop -> thread. Here it costs a prefix comparison, and file reads run in a thread.
-* `LeanRoutes`: the join-token routes (settings.LEAN_PATHS) go to a second Django handler
-  whose middleware is settings.LEAN_MIDDLEWARE: no session, CSRF, auth, messages or allauth
-  (these routes authenticate with an API key, never a cookie). Same URLconf, same views.
+* `LeanRoutes`: the join-token routes (settings.LEAN_PATHS) go to `LeanHandler`, Django's
+  handler run synchronously on a fixed thread pool with settings.LEAN_MIDDLEWARE: no
+  session, CSRF, auth, messages or allauth (these routes authenticate with an API key,
+  never a cookie). Same URLconf, same views, same error envelope.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.handlers.asgi import ASGIRequest, get_script_prefix
+from django.core.handlers.base import BaseHandler
+from django.db import connection
+from django.http import HttpResponseBadRequest
+from django.http.response import HttpResponseBase
+from django.urls import set_script_prefix
 
 Scope = dict[str, Any]
 CHUNK = 64 * 1024
@@ -67,24 +76,77 @@ class StaticFiles:
             response.file.close()
 
 
-class LeanASGIHandler(ASGIHandler):
-    """Django's ASGI handler built with settings.LEAN_MIDDLEWARE."""
+class LeanHandler(BaseHandler):
+    """Django's request handling for the join-token routes, synchronously, on a fixed pool
+    of threads: settings.LEAN_MIDDLEWARE (sync mode), the same URLconf, views, signals and
+    error handling, with one hand-off from the event loop per request. Django's own ASGI
+    handler hands off three times (request_started, the view, response.close), each to a
+    thread created for the request."""
 
-    def load_middleware(self, is_async: bool = False) -> None:
+    def __init__(self) -> None:
+        super().__init__()
         # BaseHandler.load_middleware reads settings.MIDDLEWARE; swap the list in for the
         # duration (this runs once, when the application is built at import).
         full = settings.MIDDLEWARE
         settings.MIDDLEWARE = list(settings.LEAN_MIDDLEWARE)
         try:
-            super().load_middleware(is_async=is_async)
+            self.load_middleware(is_async=False)
         finally:
             settings.MIDDLEWARE = full
+        self.executor = ThreadPoolExecutor(
+            max_workers=settings.LEAN_THREADS, thread_name_prefix="lean"
+        )
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        loop = asyncio.get_running_loop()
+        status, headers, content = await loop.run_in_executor(
+            self.executor, self.respond, scope, bytes(body)
+        )
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    def respond(self, scope: Scope, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Status, headers and body of the request, computed on this (pool) thread."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        try:
+            request = ASGIRequest(scope, io.BytesIO(body))
+        except UnicodeDecodeError:
+            response: HttpResponseBase = HttpResponseBadRequest()
+        else:
+            response = self.get_response(request)
+        if connection.connection is not None and connection.vendor == "sqlite":
+            # SQLite: this pool thread keeps its connection (LEAN_THREADS per process, a
+            # bounded number): closing one checkpoints the WAL, which cost more than the
+            # whole token. PostgreSQL's connection goes back to the pool instead.
+            connection.close_at = None
+        try:
+            headers = [
+                (k.encode("ascii"), v.encode("latin-1") if isinstance(v, str) else bytes(v))
+                for k, v in response.items()
+            ]
+            headers += [
+                (b"Set-Cookie", c.output(header="").encode("ascii").strip())
+                for c in response.cookies.values()
+            ]
+            content = b"".join(response) if response.streaming else response.content  # type: ignore[attr-defined]
+            return response.status_code, headers, content
+        finally:
+            response.close()  # request_finished: the database connection goes back
 
 
 class LeanRoutes:
     def __init__(self, app: Any, lean: Any | None = None) -> None:
         self.app = app
-        self.lean = lean or LeanASGIHandler()
+        self.lean = lean or LeanHandler()
         self.paths = re.compile("|".join(f"(?:{p})" for p in settings.LEAN_PATHS))
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
