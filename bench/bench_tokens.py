@@ -17,7 +17,8 @@ token also writes its participant row. REDIS_URL, when set, is passed to Parley 
 limits and caches, as in production). Printed: req/s, p50, p99, errors (non-2xx, socket
 errors, timeouts) and the server's resident memory (all its processes) at the end.
 
-Environment: BENCH_DURATION (15), BENCH_CONNECTIONS (50), WEB_CONCURRENCY (2),
+Environment: BENCH_DURATION (15), BENCH_CONNECTIONS (50), WEB_CONCURRENCY (2 with REDIS_URL,
+else 1),
 BENCH_POSTGRES_URL, EXPRESS_SERVER_DIR, BENCH_TOKENS_ONLY (comma list of the scenarios).
 """
 
@@ -168,12 +169,13 @@ def run_python_load(url: str, headers: dict[str, str], body_format: str, *, dura
 def load(url: str, headers: dict[str, str], body_format: str) -> dict[str, Any]:
     duration = env_int("BENCH_DURATION", 15)
     conns = env_int("BENCH_CONNECTIONS", 50)
-    runner = run_wrk if shutil.which("wrk") else run_python_load
+    use_wrk = shutil.which("wrk") and os.environ.get("BENCH_LOADGEN") != "python"
+    runner = run_wrk if use_wrk else run_python_load
     return runner(url, headers, body_format, duration=duration, conns=conns)
 
 
 def parley(database_url: str | None) -> dict[str, Any]:
-    workers = env_int("WEB_CONCURRENCY", 2)
+    workers = env_int("WEB_CONCURRENCY", 2 if os.environ.get("REDIS_URL") else 1)
     saved = os.environ.get("DATABASE_URL")
     if database_url:
         os.environ["DATABASE_URL"] = database_url

@@ -138,6 +138,8 @@ class LeanHandler(BaseHandler):
                 for c in response.cookies.values()
             ]
             content = b"".join(response) if response.streaming else response.content  # type: ignore[attr-defined]
+            if not response.has_header("Content-Length"):
+                headers.append((b"Content-Length", str(len(content)).encode("ascii")))
             return response.status_code, headers, content
         finally:
             response.close()  # request_finished: the database connection goes back

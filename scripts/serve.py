@@ -7,7 +7,8 @@ nobody unless FORWARDED_ALLOW_IPS names the load balancer.
 
 Environment (all optional):
     HOST (127.0.0.1), PORT (8000)
-    WEB_CONCURRENCY      worker processes (default: the number of CPUs)
+    WEB_CONCURRENCY      worker processes (default: the number of CPUs with REDIS_URL, else 1;
+                         more than one needs REDIS_URL)
     FORWARDED_ALLOW_IPS  comma-separated proxy addresses whose X-Forwarded-For/-Proto are
                          believed; empty (the default): proxy headers are ignored
     WEB_BACKLOG          listen backlog (2048)
@@ -29,7 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def command(env: dict[str, str] | None = None) -> list[str]:
     """The uvicorn command line for `env` (default: os.environ)."""
     env = dict(os.environ if env is None else env)
-    workers = env.get("WEB_CONCURRENCY") or str(os.cpu_count() or 1)
+    shared = bool(env.get("REDIS_URL"))
+    workers = int(env.get("WEB_CONCURRENCY") or ((os.cpu_count() or 1) if shared else 1))
+    if workers > 1 and not shared:
+        # Without Redis the channel layer, rate limits and caches live in one process's
+        # memory: a second worker would not hear the first's lobby or stage events.
+        raise SystemExit("WEB_CONCURRENCY > 1 needs REDIS_URL (shared channel layer and cache)")
     args = [
         sys.executable,
         "-m",
@@ -40,7 +46,7 @@ def command(env: dict[str, str] | None = None) -> list[str]:
         "--port",
         env.get("PORT") or "8000",
         "--workers",
-        str(int(workers)),
+        str(workers),
         "--loop",
         "uvloop",
         "--http",
