@@ -63,19 +63,27 @@ end
 """
 
 
-def _rss_tree(pid: int) -> int:
-    """Resident memory (bytes) of `pid` and its descendants."""
+def _tree(pid: int) -> list[int]:
+    """`pid` and its live descendants."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(stat.parent.name))
         except (OSError, IndexError, ValueError):
             continue
-    total, todo = 0, [pid]
+    found, todo = [], [pid]
     while todo:
         p = todo.pop()
+        found.append(p)
         todo.extend(children.get(p, []))
+    return found
+
+
+def _rss_tree(pid: int) -> int:
+    """Resident memory (bytes) of `pid` and its descendants."""
+    total = 0
+    for p in _tree(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -88,21 +96,13 @@ def _rss_tree(pid: int) -> int:
 def _cpu_tree(pid: int) -> float:
     """CPU seconds (user + system) used so far by `pid` and its live descendants."""
     ticks = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    stats: dict[int, list[str]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    total = 0.0
+    for p in _tree(pid):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            stats[int(stat.parent.name)] = fields
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
         except (OSError, IndexError, ValueError):
-            continue
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
-        todo.extend(children.get(p, []))
-        if p in stats:
-            total += (int(stats[p][11]) + int(stats[p][12])) / ticks
+            pass
     return total
 
 

@@ -11,16 +11,7 @@ from accounts import services as account_services
 from accounts.models import ApiKey
 from conferences.models import Participant, Room
 from tests.conftest import assert_error
-
-
-def make_room(api, **fields):
-    response = api.post("/api/v1/rooms", {"name": "Token path", **fields})
-    assert response.status_code == 201, response.content
-    return response.json()
-
-
-def mint(api, room, **body):
-    return api.post(f"/api/v1/rooms/{room['room_id']}/tokens", {"name": "Ann", **body})
+from tests.test_tokens import make_room, mint
 
 
 def test_token_with_warm_cache_is_two_queries(api, livekit, django_assert_num_queries):
