@@ -9,7 +9,7 @@ PORT ?= 8000
 LIVEKIT_VERSION := v1.13.5
 LIVEKIT_BIN := .cache/livekit/bin/server
 
-.PHONY: run test install venv migrate seed web worker beat bench screenshots lint format check clean livekit
+.PHONY: run serve test install venv migrate seed web worker beat bench screenshots lint format check clean livekit
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,13 @@ run: seed
 	$(VENV)/bin/celery -A dashboard beat --loglevel=INFO & \
 	$(VENV)/bin/uvicorn dashboard.asgi:application --host $(HOST) --port $(PORT) --no-access-log --no-proxy-headers & \
 	wait
+
+# The production web server (scripts/serve.py: uvicorn, WEB_CONCURRENCY workers, uvloop,
+# httptools, no access log, proxy headers only from FORWARDED_ALLOW_IPS). Set DEBUG=0,
+# SECRET_KEY, LIVEKIT_*, DATABASE_URL and REDIS_URL first (README, "Production").
+serve: install
+	$(PY) manage.py collectstatic --noinput -v 0
+	HOST=$(HOST) PORT=$(PORT) $(PY) scripts/serve.py
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

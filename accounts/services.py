@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from parley import hotcache
 from parley.errors import ServiceError
 
 from .models import ApiKey, Invitation, Membership, Plan, Tenant, UsageDay, User
@@ -66,12 +67,25 @@ def create_api_key(*, tenant: Tenant, name: str) -> IssuedKey:
 def authenticate_api_key(raw: str) -> ApiKey | None:
     """Resolve a presented key to its active ApiKey (tenant and plan joined), or None.
 
-    One SELECT; the last-used time is written at most once a minute per key.
+    One SELECT, or none while the key sits in the process's hot cache (parley.hotcache: up
+    to HOT_CACHE_SECONDS, dropped everywhere as soon as the tenant's keys change); the
+    last-used time is written at most once a minute per key.
     """
     prefix = _split_key(raw or "")
     if prefix is None:
         return None
-    api_key = ApiKey.objects.active().select_related("tenant__plan").filter(prefix=prefix).first()
+    api_key = hotcache.get("apikey", prefix)
+    if api_key is None:
+        api_key = (
+            ApiKey.objects.active().select_related("tenant__plan").filter(prefix=prefix).first()
+        )
+        if api_key is not None:
+            # The generation is read after the row: a revoke committed in between leaves
+            # this copy valid for at most HOT_CACHE_SECONDS.
+            generation = hotcache.generation(api_key.tenant_id)
+            hotcache.put(
+                "apikey", prefix, api_key, tenant_id=api_key.tenant_id, generation=generation
+            )
     if api_key is None or not hmac.compare_digest(api_key.key_hash, hash_key(raw)):
         return None
     now = timezone.now()
@@ -81,10 +95,13 @@ def authenticate_api_key(raw: str) -> ApiKey | None:
     return api_key
 
 
+@transaction.atomic
 def revoke_api_key(*, api_key: ApiKey) -> ApiKey:
+    """Revoke the key: refused by every web process from the commit on (hot cache dropped)."""
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        hotcache.invalidate_tenant(api_key.tenant_id)
     return api_key
 
 
@@ -226,6 +243,7 @@ def update_tenant(*, actor: Membership, tenant: Tenant, name: str, timezone_name
     except (ZoneInfoNotFoundError, ValueError):
         raise AccountError("Choose a time zone from the list", field="timezone") from None
     Tenant.objects.filter(pk=tenant.pk).update(name=name, timezone=timezone_name)
+    hotcache.invalidate_tenant(tenant.pk)
     tenant.name, tenant.timezone = name, timezone_name
     return tenant
 

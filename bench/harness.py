@@ -126,10 +126,14 @@ class AppServer:
         *,
         startup_timeout: float = 30.0,
         livekit_env: dict[str, str] | None = None,
+        production: bool = False,
         workers: int = 1,
     ) -> None:
         self.startup_timeout = startup_timeout
-        self.workers = workers  # uvicorn --workers
+        # production: scripts/serve.py (the production command: DEBUG=0, `workers` processes,
+        # uvloop + httptools) instead of one plain uvicorn worker.
+        self.production = production
+        self.workers = workers
         # LIVEKIT_* settings for a real livekit-server (bench_media); default: the double.
         self.livekit_env = dict(livekit_env or {})
         self.tmp: Path | None = None
@@ -217,7 +221,19 @@ class AppServer:
         self.port = free_port()
         self.log_path = self.tmp / "uvicorn.log"
         self._log_file = self.log_path.open("wb")
-        cmd = _uvicorn_command() + [
+        if self.production:
+            self.env.update(
+                {
+                    "DEBUG": "0",
+                    "SECRET_KEY": secrets.token_urlsafe(60),
+                    "SECURE_SSL_REDIRECT": "0",
+                    "HOST": HOST,
+                    "PORT": str(self.port),
+                    "WEB_CONCURRENCY": str(self.workers),
+                }
+            )
+        cmd = [sys.executable, str(ROOT / "scripts" / "serve.py")] if self.production else []
+        cmd = cmd or _uvicorn_command() + [
             "dashboard.asgi:application",
             "--host",
             HOST,
@@ -236,6 +252,7 @@ class AppServer:
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=self.production,  # the workers stop with their supervisor
         )
         self._wait_healthy()
 

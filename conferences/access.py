@@ -5,6 +5,7 @@ room that does not exist and for one the credential does not open, so nobody can
 apart:
 
 * `room_for_tenant`: the tenant itself (X-API-Key, a dashboard member's current tenant);
+  `room_for_token`, the same from a short-lived cache, for the join-token path;
 * `room_for_host`: a host (the tenant's API key, the room's host secret, a signed-in member;
   viewers may read, not act), and `room_for_host_visitor` for a page's session;
 * `room_for_join_link`: anyone holding the room's public join link;
@@ -21,6 +22,7 @@ import hashlib
 import hmac
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from allauth.account.models import EmailAddress
@@ -31,6 +33,7 @@ from conferences import livekit
 from conferences.models import Room
 from conferences.roles import Role
 from conferences.services.errors import AccessRequired, Forbidden, NotFound, Unauthorized
+from parley import hotcache
 
 ROOM_NOT_FOUND = "Room not found"
 
@@ -228,6 +231,35 @@ def room_for_tenant(*, tenant: Tenant, room_id: str) -> Room:
     return room
 
 
+def room_for_token(*, tenant: Tenant, room_id: str) -> Room:
+    """`room_for_tenant` for the join-token path, served from the process's hot cache
+    (parley.hotcache: at most HOT_CACHE_SECONDS old, dropped everywhere when a service
+    changes one of the tenant's rooms). READ-ONLY: pass it to `issue_token`, never to a
+    service that writes the room."""
+    if not well_formed_room_id(room_id):
+        raise NotFound(ROOM_NOT_FOUND)
+    room = _cached_room(
+        f"room:{tenant.pk}:{room_id}",
+        tenant,
+        lambda: Room.objects.for_tenant(tenant).filter(room_id=room_id).first(),
+    )
+    if room is None:
+        raise NotFound(ROOM_NOT_FOUND)
+    return room
+
+
+def _cached_room(key: str, tenant: Tenant, load: Callable[[], Room | None]) -> Room | None:
+    """`load()`'s room from the hot cache, or loaded and cached (a miss is not cached)."""
+    room: Room | None = hotcache.get("room", key)
+    if room is None:
+        generation = hotcache.generation(tenant.pk)
+        room = load()
+        if room is not None:
+            room.tenant = tenant
+            hotcache.put("room", key, room, tenant_id=tenant.pk, generation=generation)
+    return room
+
+
 def room_for_host(
     *,
     room_id: str,
@@ -288,13 +320,18 @@ def room_for_guest_token(*, room_id: str, token: object) -> tuple[Room, str]:
     return room, identity
 
 
-def open_room_named(*, tenant: Tenant, name: str) -> Room | None:
-    """The tenant's newest room of that name that has not ended (Interactive Show's rooms)."""
-    return (
-        Room.objects.for_tenant(tenant)
-        .listed()
-        .filter(name=name)
-        .exclude(status=Room.Status.COMPLETED)
-        .order_by("-pk")
-        .first()
-    )
+def open_room_named(*, tenant: Tenant, name: str, cached: bool = False) -> Room | None:
+    """The tenant's newest room of that name that has not ended (Interactive Show's rooms).
+    `cached`: from the hot cache, as `room_for_token` (read-only, for the token path)."""
+
+    def load() -> Room | None:
+        return (
+            Room.objects.for_tenant(tenant)
+            .listed()
+            .filter(name=name)
+            .exclude(status=Room.Status.COMPLETED)
+            .order_by("-pk")
+            .first()
+        )
+
+    return _cached_room(f"show:{tenant.pk}:{name}", tenant, load) if cached else load()

@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels."""
+"""ASGI entry point: HTTP through Django (static files and the join-token routes in front of
+its full middleware chain: parley/asgi.py), websockets through Channels."""
 
 import os
 
@@ -13,10 +14,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from branding.middleware import CustomDomainOriginValidator  # noqa: E402
 from conferences.routing import websocket_urlpatterns  # noqa: E402
 from dashboard.routing import websocket_urlpatterns as dashboard_websockets  # noqa: E402
+from parley.asgi import LeanRoutes, StaticFiles  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Static files before Django; the join-token routes through a lean middleware chain.
+        "http": StaticFiles(LeanRoutes(django_asgi_app)),
         # ALLOWED_HOSTS, plus tenants' verified custom domains (their join pages' sockets).
         "websocket": CustomDomainOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns + dashboard_websockets))

@@ -89,7 +89,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy, Permissions-Policy, no-store on API answers (parley/headers.py).
     "parley.headers.SecurityHeadersMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Static files are served before Django by parley.asgi.StaticFiles (WhiteNoise's file
+    # table, outside this chain): WhiteNoise's middleware is sync-only and made every request
+    # switch threads.
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -98,6 +100,22 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "conferences.middleware.ApiExceptionMiddleware",
+]
+
+# The join-token routes (API-key authenticated, never a cookie) run through a second Django
+# handler with only these (parley.asgi.LeanRoutes); same URLconf and views.
+LEAN_MIDDLEWARE = [
+    "conferences.middleware.RequestIDMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    # Token answers are never cached (no-store) and carry the same policy headers.
+    "parley.headers.SecurityHeadersMiddleware",
+    "conferences.middleware.ApiExceptionMiddleware",
+]
+LEAN_THREADS = envint("LEAN_THREADS", 8)  # per process; keep <= DATABASE_POOL_MAX_SIZE
+LEAN_PATHS = [
+    r"/api/v1/rooms/[^/]+/tokens/?",  # v1 join tokens
+    r"/api/rooms/join",  # Interactive Show facade
+    r"/api/conferences-public/createToken",  # Callaba facade
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -125,6 +143,19 @@ DATABASES = {
         conn_max_age=envint("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and envbool(
+    "DATABASE_POOL", True
+):
+    # Under ASGI every request may run on a new thread: persistent per-thread connections
+    # (CONN_MAX_AGE > 0) are never closed there and exhaust PostgreSQL ("too many clients").
+    # psycopg's pool (Django 5.2) keeps a bounded set per process instead; each request
+    # borrows one and gives it back, so CONN_MAX_AGE must be 0 with it.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": envint("DATABASE_POOL_MIN_SIZE", 2),
+        "max_size": envint("DATABASE_POOL_MAX_SIZE", 10),
+        "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + a busy timeout let the web process, the worker and beat share one file.
     DATABASES["default"]["OPTIONS"] = {
@@ -320,6 +351,9 @@ for _proxy in PARLEY_TRUSTED_PROXIES:
 # --- Product limits -------------------------------------------------------------------------
 DEFAULT_TENANT_TIMEZONE = os.environ.get("DEFAULT_TENANT_TIMEZONE", "UTC")
 API_RATE_LIMIT_WINDOW = 3600  # seconds; plans state requests per hour
+# The token path's per-process copies of API keys and rooms (parley.hotcache): at most this
+# old, and dropped in every process as soon as a service changes them. 0 turns it off.
+HOT_CACHE_SECONDS = float(os.environ.get("HOT_CACHE_SECONDS", "1"))
 
 # --- Scheduling -----------------------------------------------------------------------------
 SCHEDULE_WINDOW_DAYS = envint("SCHEDULE_WINDOW_DAYS", 60)  # occurrences stored this far ahead

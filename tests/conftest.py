@@ -64,9 +64,13 @@ _patch_flush()
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
+    from parley import hotcache
+
     cache.clear()
+    hotcache.clear()
     yield
     cache.clear()
+    hotcache.clear()
 
 
 @pytest.fixture(autouse=True)

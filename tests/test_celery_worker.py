@@ -23,6 +23,7 @@ from django.utils import timezone
 from conferences.models import Occurrence, RoomSession
 from conferences.services import rooms as room_services
 from tests.conftest import REQUIRE_SERVICES
+from tests.web_processes import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKER_DB = 1  # the test cache flushes Redis db 0; the broker lives next to it
@@ -114,22 +115,7 @@ class Processes:
 
     def stop_all(self) -> None:
         for name in list(self.procs):
-            proc = self.procs.pop(name)
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(15)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(5)
-            # The leader has exited; its pool children (same process group) must not outlive
-            # it and keep running ticks on the next test's database.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            stop_group(self.procs.pop(name))
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from conferences.models import (
     new_host_secret,
 )
 from conferences.roles import attributes_for, default_role, grants_for
+from parley import hotcache
 
 from . import attendance
 from . import recordings as recording_services
@@ -125,6 +126,7 @@ def create_room(*, tenant: Tenant, data: dict[str, Any]) -> Room:
         Room.Status.SCHEDULED if room.room_type == Room.RoomType.SCHEDULED else Room.Status.ACTIVE
     )
     room.save()
+    hotcache.invalidate_tenant(room.tenant_id)  # a newer room of the same name (Show facade)
     if room.room_type == Room.RoomType.SCHEDULED:
         _schedule(room, data, replace=False)
     events.emit_on_commit(
@@ -177,6 +179,7 @@ def update_room(*, room: Room, data: dict[str, Any]) -> Room:
     now = timezone.now()
     if room.room_type == Room.RoomType.SCHEDULED:
         if not was_scheduled or SCHEDULING_FIELDS & set(data):
+            hotcache.invalidate_tenant(room.tenant_id)  # token path's cached room
             room.save()
             _schedule(room, data, replace=True)
     elif was_scheduled:
@@ -187,6 +190,7 @@ def update_room(*, room: Room, data: dict[str, Any]) -> Room:
             if room.room_type == Room.RoomType.SCHEDULED
             else Room.Status.ACTIVE
         )
+    hotcache.invalidate_tenant(room.tenant_id)  # token path's cached room
     room.save()
     events.emit_on_commit(
         "room.updated",
@@ -208,6 +212,7 @@ def delete_room(*, room: Room) -> None:
         name = room.livekit_name
         transaction.on_commit(lambda: _release_quietly(name))
     tenant_id, room_id = room.tenant_id, room.room_id
+    hotcache.invalidate_tenant(room.tenant_id)  # token path's cached room
     room.delete()
     events.emit_on_commit("room.deleted", tenant_id=tenant_id, room_id=room_id, data={})
 
@@ -282,6 +287,7 @@ def _mark_started(room: Room, now: datetime) -> None:
     room.status = Room.Status.ACTIVE
     room.started_at = now
     room.ended_at = None
+    hotcache.invalidate_tenant(room.tenant_id)  # token path's cached room
     room.save(
         update_fields=[
             "status",
@@ -368,6 +374,7 @@ def _end_session(
         room.status = Room.Status.SCHEDULED
     else:
         room.status = Room.Status.COMPLETED
+    hotcache.invalidate_tenant(room.tenant_id)  # token path's cached room
     room.save(
         update_fields=[
             "status",
@@ -433,6 +440,7 @@ def deactivate_room(*, room: Room) -> Room:
     else:
         _deactivate(room, now)
         room.status = Room.Status.COMPLETED
+        hotcache.invalidate_tenant(room.tenant_id)  # token path's cached room
         room.save(update_fields=["status", "deactivated_at", "updated_at"])
         events.emit_on_commit(
             "room.updated",
@@ -575,6 +583,8 @@ def prepare_occurrences(*, occurrence_pks: list[int], now: datetime | None = Non
                 prepared += mine.update(livekit_sid=sid)
             else:
                 mine.filter(livekit_sid="").update(prepared_at=None)
+        for tenant_id in {wanted[pk][0].tenant_id for pk in marked}:
+            hotcache.invalidate_tenant(tenant_id)  # token path's cached rooms
     return prepared
 
 
@@ -682,6 +692,8 @@ def start_occurrences(*, occurrence_pks: list[int], now: datetime | None = None)
                 )
             )
         events.emit_many_on_commit(emitted)
+        for tenant_id in {room.tenant_id for _, _, _, room in batch}:
+            hotcache.invalidate_tenant(tenant_id)  # token path's cached rooms (now live)
     return BatchStart(started=started, early=early, alone=alone)
 
 
@@ -764,6 +776,7 @@ def release_prepared(*, now: datetime | None = None, limit: int = 200) -> int:
                 logger.warning("LiveKit unavailable releasing room %s; next tick", room.room_id)
                 continue
             Room.objects.filter(pk=pk).update(prepared_at=None, livekit_sid="")
+            hotcache.invalidate_tenant(room.tenant_id)  # token path's cached room
             released += 1
     return released
 
@@ -865,8 +878,8 @@ def issue_token(
         role = stored.role if stored is not None else default_role(room)
     identity = identity or f"{role}-{secrets.token_hex(6)}"
     mic_only = bool(stored and stored.role == role and stored.mic_only)
-    participant = _record_participant(
-        room=room, identity=identity, name=name, role=role, mic_only=mic_only
+    _record_participant(
+        room=room, identity=identity, name=name, role=role, mic_only=mic_only, stored=stored
     )
     token, expires_at = livekit.mint_token(
         identity=identity,
@@ -875,7 +888,7 @@ def issue_token(
         attributes={
             k: v
             for k, v in attributes_for(
-                role, hand_raised=participant.hand_raised_at is not None
+                role, hand_raised=stored is not None and stored.hand_raised_at is not None
             ).items()
             if v
         },
@@ -893,22 +906,27 @@ def issue_token(
 
 
 def _record_participant(
-    *, room: Room, identity: str, name: str, role: str, mic_only: bool
-) -> Participant:
-    """Store the identity's role in the room (kept across tokens; hand state survives)."""
-    participant, created = Participant.objects.get_or_create(
-        room=room, identity=identity, defaults={"name": name, "role": role, "mic_only": mic_only}
-    )
-    if not created and (
-        participant.name != name
-        or participant.role != role
-        or participant.left_at is not None
-        or participant.mic_only != mic_only
+    *, room: Room, identity: str, name: str, role: str, mic_only: bool, stored: Participant | None
+) -> None:
+    """Store the identity's role in the room (kept across tokens; hand state survives).
+
+    One statement, INSERT ... ON CONFLICT (room, identity) DO UPDATE, so two tokens for one
+    identity at once cannot lose a role or fail on the unique constraint; nothing at all when
+    `stored` (the row as just read) already says so."""
+    if (
+        stored is not None
+        and stored.name == name
+        and stored.role == role
+        and stored.left_at is None
+        and stored.mic_only == mic_only
     ):
-        participant.name, participant.role, participant.mic_only = name, role, mic_only
-        participant.left_at = None
-        participant.save(update_fields=["name", "role", "mic_only", "left_at", "updated_at"])
-    return participant
+        return
+    Participant.objects.bulk_create(
+        [Participant(room=room, identity=identity, name=name, role=role, mic_only=mic_only)],
+        update_conflicts=True,
+        unique_fields=["room", "identity"],
+        update_fields=["name", "role", "mic_only", "left_at", "updated_at"],
+    )
 
 
 def live_participants(*, room: Room) -> list[livekit.ParticipantDict]:

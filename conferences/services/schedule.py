@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from conferences import events, recurrence
 from conferences.models import Occurrence, Room, RoomSession, Schedule
+from parley import hotcache
 
 from .errors import InvalidState, ServiceError
 
@@ -299,6 +300,7 @@ def _settle_room_status(room_pk: int) -> None:
     room = Room.objects.select_for_update().get(pk=room_pk)
     if room.status == Room.Status.SCHEDULED and not has_future(room, timezone.now()):
         Room.objects.filter(pk=room_pk).update(status=Room.Status.COMPLETED)
+        hotcache.invalidate_tenant(room.tenant_id)
 
 
 # --- the dispatcher -------------------------------------------------------------------------

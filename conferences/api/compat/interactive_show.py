@@ -129,7 +129,7 @@ class JoinView(ShowView):
             raise ShowError(400, "role must be 'host' or 'viewer'")
         if not 3 <= len(room_name) <= 100 or len(participant_name) > 100:
             raise ShowError(400, "roomName must be 3-100 and participantName 1-100 characters")
-        room = _open_show(self.tenant(request), room_name)
+        room = access.open_room_named(tenant=self.tenant(request), name=room_name, cached=True)
         if room is None:
             room = room_services.create_room(
                 tenant=self.tenant(request),

@@ -231,7 +231,7 @@ class RoomTokensView(V1View):
         responses=shapes.schema(shapes.TokenJSON),
     )
     def post(self, request: Request, room_id: str) -> Response:
-        room = self.get_room(request, room_id)
+        room = access.room_for_token(tenant=self.tenant(request), room_id=room_id)
         serializer = TokenInputSerializer(data=self.json_body(request))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
