@@ -77,12 +77,17 @@ def materialize(schedule: Schedule, *, until: dt.datetime) -> int:
 
 def _exhausted(schedule: Schedule, until: dt.datetime) -> bool:
     """True when the rule has no start at or after `until` (COUNT/UNTIL reached)."""
+    last = series_end(schedule)
+    return last is not None and last < until
+
+
+def series_end(schedule: Schedule) -> dt.datetime | None:
+    """UTC rule start of the schedule's last occurrence, or None when it never ends."""
     rule = rule_of(schedule)
     if rule is None:
-        return True
+        return schedule.start
     zone = recurrence.get_zone(schedule.timezone)
-    compiled = recurrence.compile_rule(rule, recurrence.to_local(schedule.start, zone))
-    return compiled.after(recurrence.to_local(until, zone), inc=True) is None
+    return recurrence.last_start(rule, start=schedule.start, zone=zone)
 
 
 def create_schedule(
