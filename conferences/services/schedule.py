@@ -157,6 +157,24 @@ def ensure_until(*, room: Room, until: dt.datetime) -> None:
         materialize(schedule, until=until)
 
 
+def ensure_complete(*, room: Room) -> dt.datetime | None:
+    """Materialize every finite series (COUNT or UNTIL) of the room to its last occurrence, so
+    a listing shows all of them (a series spans at most `recurrence.MAX_YEARS`).
+
+    Returns the end of the stored window of the room's endless series (the earliest, if
+    several), or None when no series of the room is endless: then every occurrence is stored.
+    """
+    window: dt.datetime | None = None
+    for schedule in Schedule.objects.filter(room=room, open_ended=True):
+        last = series_end(schedule)
+        if last is not None:
+            materialize(schedule, until=last + dt.timedelta(seconds=1))
+        if schedule.open_ended:  # endless (or not yet used up): its window ends here
+            stored = schedule.generated_until or schedule.start
+            window = stored if window is None else min(window, stored)
+    return window
+
+
 def has_future(room: Room, now: dt.datetime) -> bool:
     return (
         Schedule.objects.filter(room=room, open_ended=True).exists()
