@@ -28,7 +28,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from conferences import access, events, selectors, sessions, shapes
 from conferences.models import Room, WaitingEntry
@@ -36,6 +35,7 @@ from conferences.services import lobby, moderation, stage
 from conferences.services import recordings as recording_services
 from conferences.services.errors import InvalidInput, ServiceError
 from conferences.shapes import format_datetime
+from parley.sockets import JsonSocket
 
 LOBBY_EVENTS = frozenset(
     {
@@ -70,7 +70,7 @@ def _room_status(room_id: str) -> dict[str, Any] | None:
     }
 
 
-class RoomStatusConsumer(AsyncJsonWebsocketConsumer):
+class RoomStatusConsumer(JsonSocket):
     async def connect(self) -> None:
         self.room_id = self.scope["url_route"]["kwargs"]["room_id"]
         status = await database_sync_to_async(_room_status)(self.room_id)
@@ -123,7 +123,7 @@ def _entry_state(room_id: str, entry_id: str) -> dict[str, Any]:
     return {"type": "admitted", **shapes.token_json(issued)}
 
 
-class LobbyConsumer(AsyncJsonWebsocketConsumer):
+class LobbyConsumer(JsonSocket):
     async def connect(self) -> None:
         kwargs = self.scope["url_route"]["kwargs"]
         self.room_id, self.entry_id = kwargs["room_id"], kwargs["entry_id"]
@@ -268,7 +268,7 @@ def _host_action(
     return {"type": "done", **reply, **result}
 
 
-class HostConsumer(AsyncJsonWebsocketConsumer):
+class HostConsumer(JsonSocket):
     async def connect(self) -> None:
         self.room_id = self.scope["url_route"]["kwargs"]["room_id"]
         snapshot = await self._snapshot()
@@ -358,7 +358,7 @@ def _own_state(room_id: str, identity: str) -> dict[str, Any] | None:
     return None if participant is None else dict(shapes.own_stage_json(participant))
 
 
-class StageConsumer(AsyncJsonWebsocketConsumer):
+class StageConsumer(JsonSocket):
     """A guest page's stage socket. Its token is checked in connect(); every message (the
     page's refresh, an event about this identity) re-reads its state, and the socket closes
     once the identity is no longer in the room."""
