@@ -71,3 +71,13 @@ def test_an_invitation_from_a_workspace_with_line_breaks_is_mailed(cast):
     assert response.status_code == 302
     assert mail.outbox[-1].subject == "Join Acme Bcc: evil@example.com on Parley"
     assert mail.outbox[-1].to == ["new@x.test"] and mail.outbox[-1].bcc == []
+
+
+def test_the_sender_name_is_one_line_too():
+    from branding.dashboard_selectors import EmailBrand, email_sender
+
+    sender = email_sender(
+        EmailBrand(product_name="Acme\r\nBcc: evil@example.com", white_label=True)
+    )
+    assert "\n" not in sender and "\r" not in sender
+    assert sender.startswith('"Acme Bcc: evil@example.com" <')  # quoted: one display name
