@@ -196,13 +196,18 @@ VIDEOCHAT_FRAMES = st.one_of(
 )  # fmt: skip
 
 
+@pytest.fixture
+def call_token(owner, settings) -> str:
+    settings.VIDEOCHAT_RATE_PER_SECOND = 10_000  # the flood limit is tested on its own
+    settings.VIDEOCHAT_BURST = 10_000
+    return vouch(owner, "fuzzy")  # once: every example's socket authenticates with it
+
+
 @pytest.mark.django_db(transaction=True)
 @fuzz
 @given(frames=st.lists(VIDEOCHAT_FRAMES, min_size=1, max_size=6))
-def test_the_videochat_socket_answers_every_frame_once(owner, settings, frames):
-    settings.VIDEOCHAT_RATE_PER_SECOND = 10_000  # the flood limit is tested on its own
-    settings.VIDEOCHAT_BURST = 10_000
-    token = vouch(owner, "fuzzy")
+def test_the_videochat_socket_answers_every_frame_once(call_token, frames):
+    token = call_token
 
     async def scenario():
         sock = Sock(token)

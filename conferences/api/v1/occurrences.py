@@ -92,13 +92,20 @@ class OccurrenceChangeSerializer(StrictSerializer):
 
 
 class OccurrencesView(V1View):
-    """The occurrences of a scheduled room, soonest first."""
+    """The occurrences of a scheduled room, soonest first. A series with COUNT or UNTIL is
+    listed whole; an endless one up to `window_end`, and `next` links what follows."""
 
     @extend_schema(
         operation_id="list_occurrences",
         parameters=[
             OpenApiParameter("from", str, description="ISO 8601; default: now"),
-            OpenApiParameter("to", str, description="ISO 8601; default: the stored window"),
+            OpenApiParameter(
+                "to",
+                str,
+                description="ISO 8601; default: all of a series with COUNT or UNTIL, the "
+                "stored window of an endless one (`window_end`); extends it up to 366 days "
+                "ahead",
+            ),
             OpenApiParameter("status", enum=Occurrence.Status.values),
             OpenApiParameter("limit", int, description="1-500, default 50"),
             OpenApiParameter("offset", int),
