@@ -8,14 +8,13 @@ PARLEY_FUZZ_EXAMPLES examples per operation: a few in `make test` (cheap), a few
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -25,9 +24,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from conferences.services import rooms as room_services
+from tests.fuzzing import fuzz_settings
 
-EXAMPLES = int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "3"))
-FULL = EXAMPLES >= 100
+FUZZ = fuzz_settings(3)
+FULL = FUZZ.max_examples >= 100
 PHASES = ["examples", "coverage", "fuzzing"] if FULL else ["fuzzing"]
 CHECKS = [
     not_a_server_error,
@@ -73,15 +73,6 @@ def fuzzed_tenant(owner, livekit, settings):
     yield owner
     request_started.connect(close_old_connections)
     request_finished.connect(close_old_connections)
-
-
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    derandomize=True,  # a fixed seed: the same requests on every run
-    deadline=None,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
 
 
 def _call(case, member) -> None:

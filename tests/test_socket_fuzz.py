@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.test import Client
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from conferences import consumers
@@ -26,17 +25,11 @@ from conferences.routing import websocket_urlpatterns
 from conferences.services import calls
 from conferences.videochat import VideochatConsumer
 from parley.sockets import JsonSocket
+from tests.fuzzing import fuzz_settings
 from tests.join_helpers import Browser, make_room
 from tests.videochat_helpers import Sock, vouch
 
-EXAMPLES = int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "8"))
-fuzz = settings(
-    max_examples=EXAMPLES,
-    derandomize=True,  # a fixed seed: the same frames on every run
-    deadline=None,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+fuzz = fuzz_settings(8)
 
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 JSON = st.recursive(
