@@ -9,7 +9,7 @@ PORT ?= 8000
 LIVEKIT_VERSION := v1.13.5
 LIVEKIT_BIN := .cache/livekit/bin/server
 
-.PHONY: run serve test install venv migrate seed web worker beat bench screenshots lint format check clean livekit
+.PHONY: run serve test fuzz install venv migrate seed web worker beat bench screenshots lint format check clean livekit
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,13 @@ serve: install
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Schemathesis over the whole OpenAPI schema and hypothesis over the websocket handlers, with
+# a fixed seed and a few hundred examples each (`make test` runs the same tests with a few).
+FUZZ_EXAMPLES ?= 200
+fuzz: install
+	PARLEY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider \
+		tests/test_api_fuzz.py tests/test_socket_fuzz.py $(PYTEST_ARGS)
 
 bench: install
 	$(PY) bench/run.py

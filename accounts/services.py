@@ -357,10 +357,11 @@ def _send_invitation(invitation: Invitation, url: str, inviter: str) -> None:
     from django.template.loader import render_to_string
 
     from branding.dashboard_selectors import email_brand, email_sender
+    from parley.mail import header_text
 
     brand = email_brand(invitation.tenant)
     context = {"invitation": invitation, "url": url, "inviter": inviter, "brand": brand}
-    subject = render_to_string("dashboard/email/invitation_subject.txt", context).strip()
+    subject = header_text(render_to_string("dashboard/email/invitation_subject.txt", context))
     body = render_to_string("dashboard/email/invitation.txt", context)
     send_mail(subject, body, email_sender(brand), [invitation.email])
 

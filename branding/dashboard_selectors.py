@@ -40,7 +40,10 @@ def email_sender(brand: EmailBrand) -> str:
 
     from django.conf import settings
 
-    return formataddr((brand.product_name, parseaddr(settings.DEFAULT_FROM_EMAIL)[1]))
+    from parley.mail import header_text
+
+    name = header_text(brand.product_name)  # a line break would make Django refuse the mail
+    return formataddr((name, parseaddr(settings.DEFAULT_FROM_EMAIL)[1]))
 
 
 def verified_domain(tenant: Tenant) -> str | None:

@@ -29,7 +29,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from conferences import access, events, selectors, sessions, shapes
@@ -39,6 +38,7 @@ from conferences.services import recordings as recording_services
 from conferences.services.errors import InvalidInput, ServiceError
 from conferences.shapes import format_datetime
 from parley.clientip import scope_client_ip
+from parley.sockets import JsonSocket
 
 LOBBY_EVENTS = frozenset(
     {
@@ -74,7 +74,7 @@ def _room_status(room_id: str) -> dict[str, Any] | None:
     }
 
 
-class RoomStatusConsumer(AsyncJsonWebsocketConsumer):
+class RoomStatusConsumer(JsonSocket):
     async def connect(self) -> None:
         self.room_id = self.scope["url_route"]["kwargs"]["room_id"]
         status = await database_sync_to_async(_room_status)(self.room_id)
@@ -132,7 +132,7 @@ def _entry_state(room_id: str, entry_id: str, client: str) -> dict[str, Any]:
     return {"type": "admitted", **shapes.token_json(issued)}
 
 
-class LobbyConsumer(AsyncJsonWebsocketConsumer):
+class LobbyConsumer(JsonSocket):
     async def connect(self) -> None:
         kwargs = self.scope["url_route"]["kwargs"]
         self.room_id, self.entry_id = kwargs["room_id"], kwargs["entry_id"]
@@ -281,7 +281,7 @@ def _host_action(
     return {"type": "done", **reply, **result}
 
 
-class HostConsumer(AsyncJsonWebsocketConsumer):
+class HostConsumer(JsonSocket):
     async def connect(self) -> None:
         self.room_id = self.scope["url_route"]["kwargs"]["room_id"]
         snapshot = await self._snapshot()
@@ -376,7 +376,7 @@ def _own_state(room_id: str, identity: str) -> dict[str, Any] | None:
     return None if participant is None else dict(shapes.own_stage_json(participant))
 
 
-class StageConsumer(AsyncJsonWebsocketConsumer):
+class StageConsumer(JsonSocket):
     """A guest page's stage socket. It authenticates with its first message, `{"type":
     "auth", "token": <the page's LiveKit join token>}`, within STAGE_AUTH_SECONDS (else it
     is closed, 4401); a token in the URL is refused at the handshake (URLs end up in access

@@ -25,10 +25,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from conferences.api.parsers import too_deep
 from conferences.models import CallUser
 from conferences.services import calls
 from conferences.services.calls import CallError
+from parley import jsontext
 
 logger = logging.getLogger(__name__)
 
@@ -141,13 +141,10 @@ class VideochatConsumer(AsyncWebsocketConsumer):
         if len(text_data) > MAX_FRAME_BYTES or len(text_data.encode()) > MAX_FRAME_BYTES:
             await self._answer("", None, {}, error(calls.INVALID_FRAME, "Frame too large"))
             return
-        if too_deep(text_data.encode(), MAX_DEPTH):
-            await self._answer("", None, {}, error(calls.INVALID_FRAME, "JSON nested too deeply"))
-            return
         try:
-            frame = json.loads(text_data)
-        except (ValueError, RecursionError):
-            await self._answer("", None, {}, error(calls.INVALID_FRAME, "Malformed JSON"))
+            frame = jsontext.loads(text_data, limit=MAX_DEPTH)
+        except jsontext.InvalidJSON as exc:
+            await self._answer("", None, {}, error(calls.INVALID_FRAME, str(exc)))
             return
         if not isinstance(frame, dict):
             await self._answer("", None, {}, error(calls.INVALID_FRAME, "A frame is a JSON object"))

@@ -5,7 +5,6 @@ HTML or JSON out. JSON errors use the v1 envelope; pages show a plain message.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -20,12 +19,12 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
 from accounts.models import Membership
 from branding.selectors import brand_for_room
+from parley import jsontext
 from parley.clientip import client_ip
 from parley.headers import media_page
 
 from . import access, roles, selectors, sessions, shapes
 from .api.errors import json_error
-from .api.parsers import too_deep
 from .models import Room
 from .roles import Role
 from .services import access as access_services
@@ -218,10 +217,8 @@ def _body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
             message="Send the body as JSON with Content-Type: application/json",
         )
     try:
-        if too_deep(request.body):  # checked first: deep nesting would recurse in the decoder
-            raise ValueError("JSON nested too deeply")
-        data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = jsontext.loads(request.body or b"{}")
+    except jsontext.InvalidJSON:
         return json_error(
             request, status_code=400, code="INVALID_JSON", message="Request body is not valid JSON"
         )

@@ -15,10 +15,10 @@ import time
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts import services as account_services
 from conferences import events
+from parley.sockets import JsonSocket
 
 from .views.base import SESSION_TENANT
 
@@ -45,7 +45,7 @@ def _still_member(membership_pk: int) -> bool:
     return Membership.objects.filter(pk=membership_pk).exists()
 
 
-class DashboardConsumer(AsyncJsonWebsocketConsumer):
+class DashboardConsumer(JsonSocket):
     group: str | None = None
 
     async def connect(self) -> None:

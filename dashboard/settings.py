@@ -307,6 +307,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "PREPROCESSING_HOOKS": ["conferences.api.v1.urls.schema_without_slash_aliases"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "conferences.api.schema_errors.add_error_responses",  # the errors of every operation
+    ],
     # One name for the recording layout vocabulary, wherever a serializer offers it.
     "ENUM_NAME_OVERRIDES": {
         "RecordingLayoutEnum": ["grid", "speaker", "single-speaker", "grid+chat"],

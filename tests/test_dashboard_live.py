@@ -127,7 +127,10 @@ def test_month_and_week_calendars_in_the_tenants_zone(cast: Cast):
     assert '<time datetime="2031-01-09">9 Jan</time>' in week
     # Months far ahead expand the series on demand; an empty one says so.
     assert "No occurrences" in client.get("/dashboard/schedule/?date=2031-06-01").content.decode()
-    assert client.get("/dashboard/schedule/?date=garbage").status_code == 200
+    assert client.get("/dashboard/schedule/?date=garbage").status_code == 400  # today shown
+    for day in ("0001-01-01", "9999-12-31", "1969-12-31"):  # used to answer 500
+        page = client.get(f"/dashboard/schedule/?date={day}")
+        assert page.status_code == 400 and "The date must be a day between" in page.content.decode()
 
 
 def test_schedule_shows_only_the_tenants_occurrences(cast: Cast):

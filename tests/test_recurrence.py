@@ -193,3 +193,65 @@ def test_text_round_trip():
         "RRULE:FREQ=WEEKLY;BYDAY=MO\nEXDATE:20270308T090000", start=start, zone=BERLIN
     )
     assert recurrence.from_text(rule.as_text()) == rule
+
+
+# --- bounded work: impossible rules refused up front, every walk under a budget ------------
+
+
+@pytest.mark.parametrize(
+    "rule, message",
+    [
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "no occurrence"),
+        ("FREQ=YEARLY;BYYEARDAY=400", "BYYEARDAY values must be between 1 and 366"),
+        ("FREQ=MONTHLY;BYYEARDAY=4", "only allowed with FREQ=YEARLY"),
+        ("FREQ=MONTHLY;BYWEEKNO=4", "only allowed with FREQ=YEARLY"),
+        ("FREQ=WEEKLY;BYMONTHDAY=4", "not allowed with FREQ=WEEKLY"),
+        ("FREQ=MONTHLY;BYDAY=6MO", "ordinals must be between 1 and 5"),
+        ("FREQ=WEEKLY;BYDAY=2MO", "need FREQ=MONTHLY or YEARLY"),
+        ("FREQ=MONTHLY;BYMONTHDAY=1x", "comma-separated list of integers"),
+        ("FREQ=YEARLY;BYMONTH=-1", "comma-separated list of integers"),
+        ("FREQ=WEEKLY;WKST=XX", "WKST"),
+        ("FREQ=DAILY;BYEASTER=0", "not supported"),
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO", "within 10 years"),
+        ("FREQ=MONTHLY;COUNT=200", "COUNT=200 is not reached within 10 years"),
+    ],
+)
+def test_impossible_or_too_sparse_rules_cost_little(rule, message):
+    before = recurrence.days_scanned
+    with pytest.raises(RecurrenceError) as info:
+        recurrence.parse(rule, start=dt.datetime(2027, 3, 1, 8, tzinfo=UTC), zone=BERLIN)
+    assert message in info.value.message
+    assert recurrence.days_scanned - before <= recurrence.SCAN_DAYS
+
+
+def test_rare_but_possible_rules_are_kept():
+    # 29 February: every four years (eight across 2100); a weekly series of 500 fits 10 years.
+    pairs = local_starts(
+        "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", dt.datetime(2027, 3, 1, 9), BERLIN,
+        until_local=dt.datetime(2037, 1, 1),
+    )  # fmt: skip
+    assert [p[0].year for p in pairs] == [2028, 2032, 2036]
+    rule = recurrence.parse(
+        "FREQ=WEEKLY;COUNT=500", start=dt.datetime(2027, 3, 1, 8, tzinfo=UTC), zone=BERLIN
+    )
+    last = recurrence.last_start(rule, start=dt.datetime(2027, 3, 1, 8, tzinfo=UTC), zone=BERLIN)
+    assert last is not None  # 09:00 Berlin time, 499 weeks on
+    assert to_naive_berlin(last) == dt.datetime(2027, 3, 1, 9) + dt.timedelta(weeks=499)
+
+
+def to_naive_berlin(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(BERLIN).replace(tzinfo=None)
+
+
+def test_a_walk_stops_at_its_budget_whatever_the_window():
+    # A daily series started in 1970, expanded in 2200: ~84k days from its start, yet the
+    # walk examines at most MAX_SCAN_DAYS candidate days (and so returns nothing past them).
+    rule = recurrence.Recurrence(rule="FREQ=DAILY")
+    start = dt.datetime(1970, 1, 1, 9, tzinfo=UTC)
+    before = recurrence.days_scanned
+    got = recurrence.expand(
+        rule, start=start, zone=BERLIN,
+        after=dt.datetime(2200, 1, 1, tzinfo=UTC), before=dt.datetime(2200, 2, 1, tzinfo=UTC),
+    )  # fmt: skip
+    assert got == []
+    assert recurrence.days_scanned - before <= recurrence.MAX_SCAN_DAYS

@@ -108,6 +108,41 @@ class TestCreate:
         far = iso(soon(days=200))
         assert len(occurrences(api, room, f"?to={far}&limit=500")) > before + 15
 
+    def test_a_finite_series_far_ahead_is_listed_whole(self, api):
+        # Item 17 of #17: a monthly COUNT=3 series starting years ahead listed 2 of 3 (the
+        # third lay beyond the stored window); a series with COUNT or UNTIL is listed whole.
+        start = soon(days=3 * 365).replace(day=1, hour=9, minute=0, second=0)
+        room = create(api, recurring=True, start_time=iso(start), recurrence="FREQ=MONTHLY;COUNT=3")
+        body = api.get(f"/api/v1/rooms/{room['room_id']}/occurrences").json()
+        months = [o["local_start"][:7] for o in body["occurrences"]]
+        assert len(months) == 3 and len(set(months)) == 3 and months[0] == iso(start)[:7]
+        assert body["total"] == 3 and body["window_end"] is None and body["next"] is None
+        last_day = (start + dt.timedelta(days=400)).date().isoformat()
+        weekly = create(api, recurring=True, start_time=iso(start),
+                        recurrence={"frequency": "weekly", "until": last_day})  # fmt: skip
+        body = api.get(f"/api/v1/rooms/{weekly['room_id']}/occurrences?limit=500").json()
+        assert body["total"] == 58 and len(body["occurrences"]) == 58  # 400 days of weeks
+        assert body["window_end"] is None and body["next"] is None
+
+    def test_an_endless_series_says_where_its_window_ends_and_links_the_next(self, api):
+        room = create(api, recurring=True, start_time=iso(soon(days=1)))  # weekly, no end
+        body = api.get(f"/api/v1/rooms/{room['room_id']}/occurrences?limit=3").json()
+        assert body["total"] > 3 and len(body["occurrences"]) == 3
+        window_end = dt.datetime.fromisoformat(body["window_end"])
+        assert window_end > soon(days=55)  # the stored window (SCHEDULE_WINDOW_DAYS = 60)
+        starts = [o["start_time"] for o in body["occurrences"]]
+        seen = list(starts)
+        link = body["next"]  # the rest of this window first, page by page ...
+        assert link.startswith("http://testserver/api/v1/rooms/") and "offset=3" in link
+        while link and len(seen) < 40:
+            page = api.get(link.removeprefix("http://testserver")).json()
+            seen += [o["start_time"] for o in page["occurrences"]]
+            link = page["next"]
+        # ... then the next windows: every week, no gap and no repeat across the boundary.
+        assert len(seen) >= 40 and len(set(seen)) == len(seen)
+        days = [dt.datetime.fromisoformat(s) for s in seen]
+        assert {(b - a) for a, b in zip(days, days[1:], strict=False)} == {dt.timedelta(weeks=1)}
+
     @pytest.mark.parametrize(
         "body, field",
         [
@@ -314,8 +349,9 @@ class TestEdits:
         )
         with CaptureQueriesContext(connection) as queries:
             assert len(occurrences(api, room, "?limit=100")) == count
-        # key+tenant+plan, room, COUNT(*), the page joined with its schedule
-        assert len(queries) == 4, [q["sql"] for q in queries]
+        # key+tenant+plan, room, the room's unfinished series (none: this one was stored
+        # whole), COUNT(*), the page joined with its schedule
+        assert len(queries) == 5, [q["sql"] for q in queries]
 
 
 def make_due(owner, *, start_in=dt.timedelta(seconds=0), length=dt.timedelta(hours=1), **extra):

@@ -24,6 +24,7 @@ from accounts import signing_keys
 from conferences import access, selectors
 from conferences.models import AccessAttempt, JoinCode, Room
 from parley import ratelimit
+from parley.mail import header_text
 
 from .errors import (
     AccessRequired,
@@ -33,6 +34,7 @@ from .errors import (
     LockedOut,
     NotFound,
     Unauthorized,
+    Unavailable,
     WrongCredentials,
 )
 
@@ -230,10 +232,12 @@ def request_code(*, room: Room, email: object, client: str) -> str:
 
 
 def _send_code(email: str, code: str, room_name: str, room_id: str) -> None:
+    """Mail the code; raises Unavailable (EMAIL_NOT_SENT) when the mail server refuses it, so
+    the caller hears it failed instead of "sent". The code is stored: asking again works."""
     minutes = int(CODE_TTL.total_seconds() // 60)
     try:
         send_mail(
-            subject=f"Your code to join {room_name}",
+            subject=header_text(f"Your code to join {room_name}"),
             message=(
                 f"Your code to join “{room_name}” is {code}\n\n"
                 f"It works once, for {minutes} minutes. If you did not ask for it, "
@@ -242,8 +246,13 @@ def _send_code(email: str, code: str, room_name: str, room_id: str) -> None:
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=[email],
         )
-    except Exception:  # the code is stored; the guest can ask again
+    except Exception:
         logger.exception("Could not send the join code for room %s", room_id)
+        raise Unavailable(
+            "The email with your code could not be sent; try again in a few minutes",
+            code="EMAIL_NOT_SENT",
+            field="email",
+        ) from None
 
 
 def verify_code(*, room: Room, email: object, code: object, client: str) -> str:

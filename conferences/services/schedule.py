@@ -78,12 +78,17 @@ def materialize(schedule: Schedule, *, until: dt.datetime) -> int:
 
 def _exhausted(schedule: Schedule, until: dt.datetime) -> bool:
     """True when the rule has no start at or after `until` (COUNT/UNTIL reached)."""
+    last = series_end(schedule)
+    return last is not None and last < until
+
+
+def series_end(schedule: Schedule) -> dt.datetime | None:
+    """UTC rule start of the schedule's last occurrence, or None when it never ends."""
     rule = rule_of(schedule)
     if rule is None:
-        return True
+        return schedule.start
     zone = recurrence.get_zone(schedule.timezone)
-    compiled = recurrence.compile_rule(rule, recurrence.to_local(schedule.start, zone))
-    return compiled.after(recurrence.to_local(until, zone), inc=True) is None
+    return recurrence.last_start(rule, start=schedule.start, zone=zone)
 
 
 def create_schedule(
@@ -151,6 +156,24 @@ def ensure_until(*, room: Room, until: dt.datetime) -> None:
     """Materialize the room's open schedules up to `until` (listing further ahead)."""
     for schedule in Schedule.objects.filter(room=room, open_ended=True):
         materialize(schedule, until=until)
+
+
+def ensure_complete(*, room: Room) -> dt.datetime | None:
+    """Materialize every finite series (COUNT or UNTIL) of the room to its last occurrence, so
+    a listing shows all of them (a series spans at most `recurrence.MAX_YEARS`).
+
+    Returns the end of the stored window of the room's endless series (the earliest, if
+    several), or None when no series of the room is endless: then every occurrence is stored.
+    """
+    window: dt.datetime | None = None
+    for schedule in Schedule.objects.filter(room=room, open_ended=True):
+        last = series_end(schedule)
+        if last is not None:
+            materialize(schedule, until=last + dt.timedelta(seconds=1))
+        if schedule.open_ended:  # endless (or not yet used up): its window ends here
+            stored = schedule.generated_until or schedule.start
+            window = stored if window is None else min(window, stored)
+    return window
 
 
 def has_future(room: Room, now: dt.datetime) -> bool:

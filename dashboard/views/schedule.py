@@ -6,6 +6,7 @@ import calendar
 import datetime as dt
 import zoneinfo
 
+from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -19,6 +20,10 @@ from .base import DashRequest, dashboard_view
 MAX_SHOWN = 2000  # occurrences drawn in one calendar page
 MAX_AHEAD = dt.timedelta(days=366)  # how far ahead series are expanded on demand
 MAX_EXPANDED = 200  # schedules expanded per page view
+# Days the calendar may show: start times are stored for years 1970-9998 (the API's range),
+# and a month's grid reaches a week either side.
+FIRST_DAY = dt.date(1970, 2, 1)
+LAST_DAY = dt.date(9998, 11, 30)
 
 
 def _zone(name: str) -> dt.tzinfo:
@@ -36,10 +41,13 @@ def schedule(request: DashRequest) -> HttpResponse:
     today = timezone.now().astimezone(zone).date()
     view = request.GET.get("view", "month")
     view = view if view in ("month", "week") else "month"
-    try:
-        anchor = dt.date.fromisoformat(request.GET.get("date", ""))
-    except ValueError:
-        anchor = today
+    anchor, status = _anchor(request.GET.get("date"), today)
+    if status == 400:
+        messages.error(
+            request,
+            f"The date must be a day between {FIRST_DAY:%Y-%m-%d} and {LAST_DAY:%Y-%m-%d} "
+            "(YYYY-MM-DD); showing today.",
+        )
     if view == "month":
         first = anchor.replace(day=1)
         start = first - dt.timedelta(days=first.weekday())
@@ -111,7 +119,22 @@ def schedule(request: DashRequest) -> HttpResponse:
             "count": min(len(occurrences), MAX_SHOWN),
             "truncated": truncated,
         },
+        status=status,
     )
+
+
+def _anchor(raw: str | None, today: dt.date) -> tuple[dt.date, int]:
+    """The day the calendar shows and the page's status: a day that is not a date, or whose
+    calendar would reach outside the years datetimes are stored in, is a 400 (today shown)."""
+    if not raw:
+        return today, 200
+    try:
+        anchor = dt.date.fromisoformat(raw)
+    except ValueError:
+        return today, 400
+    if not FIRST_DAY <= anchor <= LAST_DAY:
+        return today, 400
+    return anchor, 200
 
 
 def _expand(tenant, *, until: dt.datetime) -> None:  # type: ignore[no-untyped-def]

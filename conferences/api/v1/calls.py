@@ -89,15 +89,17 @@ class CallTokensView(V1View):
     @extend_schema(
         operation_id="create_call_token",
         request=CallTokenInputSerializer,
-        responses=inline_serializer(
-            "CallToken",
-            {
-                "token": serializers.CharField(),
-                "expires_at": serializers.DateTimeField(),
-                "ws_path": serializers.CharField(),
-                "user": serializers.DictField(),
-            },
-        ),
+        responses={
+            201: inline_serializer(
+                "CallToken",
+                {
+                    "token": serializers.CharField(),
+                    "expires_at": serializers.DateTimeField(),
+                    "ws_path": serializers.CharField(),
+                    "user": serializers.DictField(),
+                },
+            )
+        },
     )
     def post(self, request: Request) -> Response:
         serializer = CallTokenInputSerializer(data=self.json_body(request))

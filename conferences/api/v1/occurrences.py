@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -64,6 +65,18 @@ class OccurrenceListSerializer(serializers.Serializer):
     total = serializers.IntegerField()
     limit = serializers.IntegerField()
     offset = serializers.IntegerField()
+    window_end = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Occurrences of an endless series are listed up to this instant (the stored "
+        "window, or `to`); null when the listing is complete: a series with COUNT or UNTIL is "
+        f"always listed to its end (at most {recurrence.MAX_COUNT} occurrences or "
+        f"{recurrence.MAX_YEARS} years).",
+    )
+    next = serializers.URLField(
+        allow_null=True,
+        help_text="The next page: more occurrences of this window, or the next window of an "
+        "endless series (up to 366 days ahead); null when there is nothing further.",
+    )
 
 
 class OccurrenceChangeSerializer(StrictSerializer):
@@ -79,13 +92,20 @@ class OccurrenceChangeSerializer(StrictSerializer):
 
 
 class OccurrencesView(V1View):
-    """The occurrences of a scheduled room, soonest first."""
+    """The occurrences of a scheduled room, soonest first. A series with COUNT or UNTIL is
+    listed whole; an endless one up to `window_end`, and `next` links what follows."""
 
     @extend_schema(
         operation_id="list_occurrences",
         parameters=[
             OpenApiParameter("from", str, description="ISO 8601; default: now"),
-            OpenApiParameter("to", str, description="ISO 8601; default: the stored window"),
+            OpenApiParameter(
+                "to",
+                str,
+                description="ISO 8601; default: all of a series with COUNT or UNTIL, the "
+                "stored window of an endless one (`window_end`); extends it up to 366 days "
+                "ahead",
+            ),
             OpenApiParameter("status", enum=Occurrence.Status.values),
             OpenApiParameter("limit", int, description="1-500, default 50"),
             OpenApiParameter("offset", int),
@@ -102,13 +122,18 @@ class OccurrencesView(V1View):
         if start and end and end <= start:
             raise ApiError("The 'to' must be after 'from'", field="to")
         now = timezone.now()
-        if end is not None:
-            schedule_services.ensure_until(room=room, until=min(end, now + MAX_LIST_AHEAD))
+        horizon = now + MAX_LIST_AHEAD
+        window = schedule_services.ensure_complete(room=room)
+        if end is not None and window is not None:
+            schedule_services.ensure_until(room=room, until=min(end, horizon))
+            window = min(end, horizon)
         qs = Occurrence.objects.filter(room=room).select_related("schedule")
         if start is not None:
             qs = qs.filter(start_time__gte=start)
         if end is not None:
             qs = qs.filter(start_time__lt=end)
+        if window is not None:
+            qs = qs.filter(start_time__lt=window)
         if status:
             qs = qs.filter(status=status)
         total = qs.count()
@@ -119,8 +144,36 @@ class OccurrencesView(V1View):
                 "total": total,
                 "limit": limit,
                 "offset": offset,
+                "window_end": format_datetime(window),
+                "next": _next_link(
+                    request, self.base_url(request), total=total, window=window, horizon=horizon
+                ),
             }
         )
+
+
+def _next_link(
+    request: Request,
+    base_url: str,
+    *,
+    total: int,
+    window: dt.datetime | None,
+    horizon: dt.datetime,
+) -> str | None:
+    """More of this window (offset + limit), else the next window of an endless series."""
+    params = request.query_params.copy()
+    limit = _int_param(request, "limit", 50, 1, 500)
+    offset = _int_param(request, "offset", 0, 0, None)
+    if offset + limit < total:
+        params["offset"] = str(offset + limit)
+    elif window is not None and window < horizon:
+        days = dt.timedelta(days=settings.SCHEDULE_WINDOW_DAYS)
+        params["from"] = format_datetime(window) or ""
+        params["to"] = format_datetime(min(window + days, horizon)) or ""
+        params.pop("offset", None)
+    else:
+        return None
+    return f"{base_url}{request.path}?{params.urlencode()}"
 
 
 def _time_param(request: Request, name: str) -> dt.datetime | None:

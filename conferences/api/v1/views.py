@@ -63,17 +63,20 @@ class V1View(TenantAPIView):
         return Response(output.data, status=status)
 
 
+MAX_QUERY_INT = 2**31 - 1  # an offset past this would overflow the database's integers
+
+
 def _int_param(request: Request, name: str, default: int, lo: int, hi: int | None) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
+    hi = MAX_QUERY_INT if hi is None else hi
     try:
-        value = int(raw)
+        value = int(raw) if len(raw) <= 20 else None
     except ValueError:
         value = None
-    if value is None or value < lo or (hi is not None and value > hi):
-        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        raise ApiError(f"The '{name}' must be an integer {bound}", field=name)
+    if value is None or value < lo or value > hi:
+        raise ApiError(f"The '{name}' must be an integer between {lo} and {hi}", field=name)
     return value
 
 
