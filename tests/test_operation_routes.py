@@ -22,7 +22,6 @@ routes cannot drift apart again. A route an interface does not offer is simply n
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,6 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 from google.protobuf.json_format import MessageToDict
@@ -41,6 +39,7 @@ from conferences.models import Participant, Room, WaitingEntry
 from conferences.services import rooms as room_services
 from conferences.services import stage
 from tests.conftest import Api, Member
+from tests.event_tap import EventTap
 from tests.join_helpers import Browser
 from tests.livekit_double import LiveKitDouble
 
@@ -234,34 +233,13 @@ def livekit_calls(scene: Scene) -> list[tuple[str, dict[str, Any]]]:
     return sorted(calls, key=lambda c: json.dumps(c, sort_keys=True))
 
 
-class EventTap:
-    """The room group's domain events, as the Channels layer delivers them."""
-
-    def __init__(self, room_id: str) -> None:
-        self.layer = get_channel_layer()
-        self.channel = async_to_sync(self.layer.new_channel)()
-        async_to_sync(self.layer.group_add)(events.room_group(room_id), self.channel)
-
-    def names(self) -> list[str]:
-        async def drain() -> list[str]:
-            names = []
-            while True:
-                try:
-                    message = await asyncio.wait_for(self.layer.receive(self.channel), 0.2)
-                except TimeoutError:
-                    return sorted(names)
-                names.append(message["event"])
-
-        return async_to_sync(drain)()
-
-
 def run(scene: Scene, routes: dict[str, Route], route: str):
     if routes is PROMOTE:
         # The show allows one guest at a time: bob steps down before anyone is promoted,
         # whatever the route (not part of the operation).
         stage.demote(room=scene.room, identity="bob")
         scene.livekit.calls.clear()
-    tap = EventTap(scene.rid)
+    tap = EventTap(events.room_group(scene.rid))
     response = routes[route](scene)
     ok(response)
     scene.room.refresh_from_db()

@@ -5,12 +5,9 @@ second. (The real worker and beat run this path in tests/test_celery_worker.py.)
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -21,6 +18,7 @@ from conferences.services import rooms as room_services
 from conferences.services import schedule as schedule_services
 from conferences.services import webhooks as webhook_services
 from tests.conftest import make_member
+from tests.event_tap import EventTap
 
 LEAD = dt.timedelta(seconds=20)
 
@@ -61,36 +59,13 @@ def started_events(type_: str) -> int:
     return WebhookEvent.objects.filter(type=type_).count()
 
 
-class TenantTap:
-    """The tenant group's domain events, as the Channels layer delivers them."""
-
-    def __init__(self, tenant_id: int) -> None:
-        self.layer = get_channel_layer()
-        self.channel = async_to_sync(self.layer.new_channel)()
-        async_to_sync(self.layer.group_add)(events.tenant_group(tenant_id), self.channel)
-
-    def names(self) -> list[str]:
-        assert events.wait_published()
-
-        async def drain() -> list[str]:
-            names = []
-            while True:
-                try:
-                    message = await asyncio.wait_for(self.layer.receive(self.channel), 0.2)
-                except TimeoutError:
-                    return sorted(names)
-                names.append(message["event"])
-
-        return async_to_sync(drain)()
-
-
 def test_pre_created_in_the_look_ahead_then_started_in_one_batch_exactly_once(
     hooked, livekit, django_capture_on_commit_callbacks, settings
 ):
     start = (timezone.now() + LEAD).replace(microsecond=0)
     pks = scheduled(hooked, 3, start=start)
     now = start - LEAD
-    tap = TenantTap(hooked.tenant.pk)
+    tap = EventTap(events.tenant_group(hooked.tenant.pk))
     assert room_services.prepare_occurrences(occurrence_pks=pks, now=now) == 3
 
     creates = livekit.calls_to("CreateRoom")
