@@ -210,7 +210,8 @@ def test_livekit_webhooks_update_participants_sessions_and_usage(media, caplog):
     assert (
         off_loop(lambda: Participant.objects.get(room_id=room.pk, identity=ada_id).left_at) is None
     )
-    assert applied("participant_left", "left")
+    # The handler logs its result after its transaction commits: wait for the line too.
+    poll(lambda: applied("participant_left", "left"), what="participant_left logged")
 
     # Ada leaves too: the server closes the room (departure timeout) and room_finished ends
     # Parley's session.
@@ -222,5 +223,5 @@ def test_livekit_webhooks_update_participants_sessions_and_usage(media, caplog):
     )
     session = off_loop(lambda: RoomSession.objects.get(room_id=room.pk))
     assert session.ended_at is not None
-    assert applied("room_finished", "ended")
+    poll(lambda: applied("room_finished", "ended"), what="room_finished logged")
     assert off_loop(lambda: Room.objects.get(pk=room.pk).status) == "completed"
