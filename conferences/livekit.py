@@ -12,11 +12,13 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypedDict, TypeVar
 
 import aiohttp
+import jwt as pyjwt
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from livekit import api
@@ -286,37 +288,40 @@ def mint_token(
     metadata: str = "",
     ttl_seconds: int | None = None,
 ) -> tuple[str, dt.datetime]:
-    """A signed client join token for exactly `grants`, and when it expires (UTC)."""
-    ttl = dt.timedelta(seconds=ttl_seconds or settings.LIVEKIT_TOKEN_TTL)
-    video = api.VideoGrants(
-        room_join=True,
-        room=grants.room,
-        can_publish=grants.can_publish,
-        can_subscribe=grants.can_subscribe,
-        can_publish_data=grants.can_publish_data,
-        can_publish_sources=list(grants.can_publish_sources),
-        can_update_own_metadata=grants.can_update_own_metadata,
-        room_admin=False,
-        room_create=False,
-        room_list=False,
-        room_record=False,
-        hidden=grants.hidden,
-        recorder=False,
-    )
-    token = (
-        api.AccessToken(settings.LIVEKIT_API_KEY, settings.LIVEKIT_API_SECRET)
-        .with_identity(identity)
-        .with_name(name)
-        .with_grants(video)
-        .with_ttl(ttl)
-    )
-    if attributes:
-        token = token.with_attributes(attributes)
+    """A signed client join token for exactly `grants`, and when it expires (UTC).
+
+    The claims are exactly those of the SDK's `AccessToken(...).to_jwt()` for the same
+    grants (tests/test_livekit_tokens.py compares them), written out directly: the SDK's
+    dataclass-to-dict conversion cost more than the rest of the token path's Python."""
+    ttl = int(ttl_seconds or settings.LIVEKIT_TOKEN_TTL)
+    now = int(time.time())
+    claims: dict[str, Any] = {}
+    if name:
+        claims["name"] = name
     if metadata:
-        token = token.with_metadata(metadata)
-    jwt = token.to_jwt()
-    expires_at = dt.datetime.now(dt.UTC).replace(microsecond=0) + ttl
-    return jwt, expires_at
+        claims["metadata"] = metadata
+    claims["video"] = {
+        "roomCreate": False,
+        "roomList": False,
+        "roomRecord": False,
+        "roomAdmin": False,
+        "roomJoin": True,
+        "room": grants.room,
+        "canPublish": grants.can_publish,
+        "canSubscribe": grants.can_subscribe,
+        "canPublishData": grants.can_publish_data,
+        "canPublishSources": list(grants.can_publish_sources),
+        "canUpdateOwnMetadata": grants.can_update_own_metadata,
+        "hidden": grants.hidden,
+        "recorder": False,
+    }
+    if attributes:
+        claims["attributes"] = attributes
+    if not identity or not grants.room:
+        raise ValueError("identity and room must be set when joining a room")
+    claims.update(sub=identity, iss=settings.LIVEKIT_API_KEY, nbf=now, exp=now + ttl)
+    token = pyjwt.encode(claims, settings.LIVEKIT_API_SECRET, algorithm="HS256")
+    return token, dt.datetime.fromtimestamp(now + ttl, dt.UTC)
 
 
 def mint_recorder_token(*, room: str, identity: str, ttl_seconds: int = 3600) -> str:

@@ -3,28 +3,30 @@ participant row written in one statement, and what must still take effect at onc
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
 
 from accounts import services as account_services
 from accounts.models import ApiKey
+from conferences import livekit as livekit_api
+from conferences.livekit import Grants
 from conferences.models import Participant, Room
 from tests.conftest import assert_error
 from tests.test_tokens import make_room, mint
 
 
-def test_token_with_warm_cache_is_two_queries(api, livekit, django_assert_num_queries):
+def test_token_with_warm_cache_is_one_query(api, livekit, django_assert_num_queries):
     room = make_room(api)
     assert mint(api, room, identity="warm-up").status_code == 200  # the room goes live
     assert mint(api, room, identity="warm-up").status_code == 200  # key and room cached
-    with django_assert_num_queries(2):
-        # 1. SELECT the identity's stored participant row (its role, hand, mic-only)
-        # 2. INSERT ... ON CONFLICT (room, identity) DO UPDATE: the role it now holds
+    with django_assert_num_queries(1):
+        # INSERT ... ON CONFLICT (room, identity) DO UPDATE ... RETURNING: the role, hand
+        # and mic-only state the identity now holds, read and written in one statement.
         response = mint(api, room, identity="guest-1")
     assert response.status_code == 200, response.content
     with django_assert_num_queries(1):
-        # The same identity, name and role again: only the SELECT; nothing to write.
         assert mint(api, room, identity="guest-1").status_code == 200
     row = Participant.objects.get(room__room_id=room["room_id"], identity="guest-1")
     assert row.role == "participant" and row.name == "Ann" and row.left_at is None
@@ -39,6 +41,30 @@ def test_upsert_keeps_hand_and_updates_role_and_name(api, livekit):
     assert (row.name, row.role, row.left_at) == ("Ann B", "speaker", None)
     assert body["role"] == "speaker"
     assert Participant.objects.filter(identity="ann").count() == 1
+
+
+def test_next_token_keeps_mic_only_and_hand_while_the_role_stays(api, livekit):
+    room = make_room(api, allow_webinar_mode=True)
+    assert mint(api, room, identity="ann").json()["role"] == "viewer"
+    now = Room.objects.get().created_at
+    Participant.objects.filter(identity="ann").update(
+        role="speaker", mic_only=True, hand_raised_at=now
+    )
+    kept = mint(api, room, identity="ann").json()  # no role asked: the stored one
+    claims = livekit.verify_join_token(kept["token"])
+    assert kept["role"] == "speaker" and claims["video"]["canPublishSources"] == ["microphone"]
+    assert claims["attributes"]["hand"]
+    same = livekit.verify_join_token(
+        mint(api, room, identity="ann", role="speaker").json()["token"]
+    )
+    assert same["video"]["canPublishSources"] == ["microphone"]  # the same role: still mic-only
+    other = mint(api, room, identity="ann", role="viewer").json()
+    assert other["role"] == "viewer"
+    row = Participant.objects.get(identity="ann")
+    assert (row.role, row.mic_only, row.hand_raised_at) == ("viewer", False, now)
+    # A new identity without a role gets the room's default, stored.
+    fresh = mint(api, room, identity="bob").json()
+    assert fresh["role"] == "viewer" and Participant.objects.get(identity="bob").role == "viewer"
 
 
 def test_revoked_key_is_refused_on_the_next_request(owner, api, livekit):
@@ -88,3 +114,57 @@ def test_other_tenants_room_is_404_from_the_cache_too(api, outsider, livekit):
 @pytest.mark.parametrize("room_id", ["nope", "x" * 40, "bad/../id"])
 def test_unknown_room_ids_are_404(api, livekit, room_id):
     assert_error(api.post(f"/api/v1/rooms/{room_id}/tokens", {"name": "Ann"}), 404)
+
+
+@pytest.mark.parametrize(
+    "grants, attributes, metadata",
+    [
+        (Grants("r1", True, True, True, ("camera", "microphone")), {"role": "host"}, '{"a": 1}'),
+        (Grants("r2", False, True, False, (), hidden=True), None, ""),
+        (Grants("r3", True, True, True, ("microphone",), can_update_own_metadata=True), {}, ""),
+    ],
+)
+def test_minted_claims_are_the_sdks(grants, attributes, metadata, settings):
+    """livekit.mint_token writes the claims itself; they are exactly what the SDK's
+    AccessToken would sign for the same grants."""
+    import jwt
+    from livekit import api as lk
+
+    token, expires_at = livekit_api.mint_token(
+        identity="ann", name="Ann", grants=grants, attributes=attributes, metadata=metadata
+    )
+    sdk = (
+        lk.AccessToken(settings.LIVEKIT_API_KEY, settings.LIVEKIT_API_SECRET)
+        .with_identity("ann")
+        .with_name("Ann")
+        .with_grants(
+            lk.VideoGrants(
+                room_join=True,
+                room=grants.room,
+                can_publish=grants.can_publish,
+                can_subscribe=grants.can_subscribe,
+                can_publish_data=grants.can_publish_data,
+                can_publish_sources=list(grants.can_publish_sources),
+                can_update_own_metadata=grants.can_update_own_metadata,
+                room_admin=False,
+                room_create=False,
+                room_list=False,
+                room_record=False,
+                hidden=grants.hidden,
+                recorder=False,
+            )
+        )
+        .with_ttl(dt.timedelta(seconds=settings.LIVEKIT_TOKEN_TTL))
+    )
+    if attributes:
+        sdk = sdk.with_attributes(attributes)
+    if metadata:
+        sdk = sdk.with_metadata(metadata)
+    ours = jwt.decode(token, settings.LIVEKIT_API_SECRET, algorithms=["HS256"])
+    assert expires_at == dt.datetime.fromtimestamp(ours["exp"], dt.UTC)
+    assert ours["exp"] - ours["nbf"] == settings.LIVEKIT_TOKEN_TTL
+    theirs = jwt.decode(sdk.to_jwt(), settings.LIVEKIT_API_SECRET, algorithms=["HS256"])
+    assert abs(ours.pop("nbf") - theirs.pop("nbf")) <= 1
+    assert abs(ours.pop("exp") - theirs.pop("exp")) <= 1
+    assert ours == theirs
+    assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}

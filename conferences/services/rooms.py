@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
@@ -873,25 +873,18 @@ def issue_token(
                 _go_live(locked, now)
                 _mark_started(locked, now)
             room = locked
-    stored = Participant.objects.filter(room=room, identity=identity).first() if identity else None
-    if role is None:
-        role = stored.role if stored is not None else default_role(room)
-    identity = identity or f"{role}-{secrets.token_hex(6)}"
-    mic_only = bool(stored and stored.role == role and stored.mic_only)
-    _record_participant(
-        room=room, identity=identity, name=name, role=role, mic_only=mic_only, stored=stored
+    role = role or None
+    if not identity:
+        role = role or default_role(room)
+        identity = f"{role}-{secrets.token_hex(6)}"
+    role, mic_only, hand_raised = _record_participant(
+        room=room, identity=identity, name=name, role=role
     )
     token, expires_at = livekit.mint_token(
         identity=identity,
         name=name,
         grants=grants_for(role, room, mic_only=mic_only, hidden=hidden),
-        attributes={
-            k: v
-            for k, v in attributes_for(
-                role, hand_raised=stored is not None and stored.hand_raised_at is not None
-            ).items()
-            if v
-        },
+        attributes={k: v for k, v in attributes_for(role, hand_raised=hand_raised).items() if v},
         metadata=json.dumps({"role": str(role), "displayName": name}),
     )
     return IssuedToken(
@@ -905,28 +898,56 @@ def issue_token(
     )
 
 
-def _record_participant(
-    *, room: Room, identity: str, name: str, role: str, mic_only: bool, stored: Participant | None
-) -> None:
-    """Store the identity's role in the room (kept across tokens; hand state survives).
+_UPSERT_SQL: str | None = None
 
-    One statement, INSERT ... ON CONFLICT (room, identity) DO UPDATE, so two tokens for one
-    identity at once cannot lose a role or fail on the unique constraint; nothing at all when
-    `stored` (the row as just read) already says so."""
-    if (
-        stored is not None
-        and stored.name == name
-        and stored.role == role
-        and stored.left_at is None
-        and stored.mic_only == mic_only
-    ):
-        return
-    Participant.objects.bulk_create(
-        [Participant(room=room, identity=identity, name=name, role=role, mic_only=mic_only)],
-        update_conflicts=True,
-        unique_fields=["room", "identity"],
-        update_fields=["name", "role", "mic_only", "left_at", "updated_at"],
-    )
+
+def _upsert_sql() -> str:
+    """INSERT ... ON CONFLICT (room, identity) DO UPDATE ... RETURNING, written once from the
+    model's table and column names (PostgreSQL and SQLite >= 3.35 share the syntax)."""
+    global _UPSERT_SQL
+    if _UPSERT_SQL is None:
+        meta = Participant._meta
+        t = connection.ops.quote_name(meta.db_table)
+
+        def c(field: str) -> str:
+            return connection.ops.quote_name(meta.get_field(field).column)
+
+        _UPSERT_SQL = (
+            f"INSERT INTO {t} ({c('room')}, {c('identity')}, {c('name')}, {c('role')}, "
+            f"{c('mic_only')}, {c('invite_mic_only')}, {c('created_at')}, {c('updated_at')}) "
+            f"VALUES (%s, %s, %s, COALESCE(CAST(%s AS varchar), %s), %s, %s, %s, %s) "
+            f"ON CONFLICT ({c('room')}, {c('identity')}) DO UPDATE SET "
+            f"{c('name')} = EXCLUDED.{c('name')}, "
+            f"{c('role')} = COALESCE(CAST(%s AS varchar), {t}.{c('role')}), "
+            f"{c('mic_only')} = CASE WHEN CAST(%s AS varchar) IS NULL "
+            f"OR {t}.{c('role')} = CAST(%s AS varchar) THEN {t}.{c('mic_only')} ELSE %s END, "
+            f"{c('left_at')} = NULL, {c('updated_at')} = EXCLUDED.{c('updated_at')} "
+            f"RETURNING {c('role')}, {c('mic_only')}, {c('hand_raised_at')}"
+        )
+    return _UPSERT_SQL
+
+
+def _record_participant(
+    *, room: Room, identity: str, name: str, role: str | None
+) -> tuple[str, bool, bool]:
+    """Store the identity's role in the room and answer (role, mic_only, hand_raised) as now
+    stored: the role asked for, else the one already stored, else the room's default. The
+    row's hand and invitation state survive; mic-only survives while the role stays.
+
+    One statement, INSERT ... ON CONFLICT (room, identity) DO UPDATE ... RETURNING, so two
+    tokens for one identity at once cannot lose a role or fail on the unique constraint, and
+    the token path reads and writes the row in a single round trip."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _upsert_sql(),
+            [
+                room.pk, identity, name, role, default_role(room), False, False, now, now,
+                role, role, role, False,
+            ],
+        )  # fmt: skip
+        stored_role, mic_only, hand_raised_at = cursor.fetchone()
+    return str(stored_role), bool(mic_only), hand_raised_at is not None
 
 
 def live_participants(*, room: Room) -> list[livekit.ParticipantDict]:
