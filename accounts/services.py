@@ -39,7 +39,7 @@ def hash_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _split_key(raw: str) -> str | None:
+def api_key_prefix(raw: str) -> str | None:
     """Return the lookup prefix of a well-formed key, else None."""
     if not raw.startswith(API_KEY_PREFIX):
         return None
@@ -71,7 +71,7 @@ def authenticate_api_key(raw: str) -> ApiKey | None:
     to HOT_CACHE_SECONDS, dropped everywhere as soon as the tenant's keys change); the
     last-used time is written at most once a minute per key.
     """
-    prefix = _split_key(raw or "")
+    prefix = api_key_prefix(raw or "")
     if prefix is None:
         return None
     api_key = hotcache.get("apikey", prefix)

@@ -18,6 +18,7 @@ It also holds what a visitor has proven (`Visitor`) and the room's access policy
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -61,6 +62,11 @@ def keyed(purpose: str, value: str) -> str:
     return hmac.new(key, f"{purpose}\x00{value}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
+@functools.lru_cache(maxsize=4096)
+def _client_key(secret: str, address: str) -> str:
+    return keyed("client", address)
+
+
 def same(a: str, b: str) -> bool:
     """Both set and equal, compared in constant time."""
     return bool(a) and bool(b) and hmac.compare_digest(a.encode(), b.encode())
@@ -76,7 +82,7 @@ def host_fingerprint(room: Room) -> str:
 
 def client_key(address: str) -> str:
     """A client's key for attempt limits: a keyed hash, so addresses are never stored."""
-    return keyed("client", address or "unknown")
+    return _client_key(settings.SECRET_KEY, address or "unknown")
 
 
 @dataclass(frozen=True)

@@ -47,12 +47,16 @@ class _Middleware:
         return response
 
 
+def new_request_id(sent: str) -> str:
+    """The request's id: the one the client sent when it is sane, else a new one."""
+    return sent if _CLIENT_ID.match(sent) else f"req_{secrets.token_hex(10)}"
+
+
 class RequestIDMiddleware(_Middleware):
     """Give each request an id (or keep a sane one the client sent) and echo it back."""
 
     def before(self, request: HttpRequest) -> None:
-        sent = request.headers.get("X-Request-ID", "")
-        request.request_id = sent if _CLIENT_ID.match(sent) else f"req_{secrets.token_hex(10)}"  # type: ignore[attr-defined]
+        request.request_id = new_request_id(request.headers.get("X-Request-ID", ""))  # type: ignore[attr-defined]
 
     def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         response["X-Request-ID"] = request_id_of(request)

@@ -45,7 +45,8 @@ TokenJSON = IssuedToken
 
 def token_json(issued: IssuedToken) -> dict[str, Any]:
     """A join token as every route hands it out."""
-    return {**dataclasses.asdict(issued), "expires_at": format_datetime(issued.expires_at)}
+    fields = {f.name: getattr(issued, f.name) for f in dataclasses.fields(issued)}
+    return {**fields, "expires_at": format_datetime(issued.expires_at)}
 
 
 # --- the stage ----------------------------------------------------------------------------------

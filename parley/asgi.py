@@ -7,7 +7,9 @@
 * `LeanRoutes`: the join-token routes (settings.LEAN_PATHS) go to `LeanHandler`, Django's
   handler run synchronously on a fixed thread pool with settings.LEAN_MIDDLEWARE: no
   session, CSRF, auth, messages or allauth (these routes authenticate with an API key,
-  never a cookie). Same URLconf, same views, same error envelope.
+  never a cookie). Same URLconf, same views, same error envelope. The v1 token route's
+  successes are answered before Django by conferences.api.v1.fasttokens, which calls the
+  same functions as its view and hands every other case to Django.
 """
 
 from __future__ import annotations
@@ -76,6 +78,14 @@ class StaticFiles:
             response.file.close()
 
 
+def keep_sqlite_connection() -> None:
+    """On SQLite, this (pool) thread keeps its connection past request_finished: there are
+    LEAN_THREADS of them per process, a bounded number, and closing one checkpoints the WAL,
+    which cost more than the whole token. PostgreSQL's connection goes back to its pool."""
+    if connection.connection is not None and connection.vendor == "sqlite":
+        connection.close_at = None
+
+
 class LeanHandler(BaseHandler):
     """Django's request handling for the join-token routes, synchronously, on a fixed pool
     of threads: settings.LEAN_MIDDLEWARE (sync mode), the same URLconf, views, signals and
@@ -96,6 +106,9 @@ class LeanHandler(BaseHandler):
         self.executor = ThreadPoolExecutor(
             max_workers=settings.LEAN_THREADS, thread_name_prefix="lean"
         )
+        from conferences.api.v1.fasttokens import FastTokens
+
+        self.fast = FastTokens()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         body = bytearray()
@@ -114,7 +127,21 @@ class LeanHandler(BaseHandler):
         await send({"type": "http.response.body", "body": content})
 
     def respond(self, scope: Scope, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """Status, headers and body of the request, computed on this (pool) thread."""
+        """Status, headers and body of the request, computed on this (pool) thread: by the
+        join-token fast path when it answers (a 200), else by Django."""
+        fast = self.fast.handles(scope)
+        if fast:
+            answer = self.fast.respond(scope, body)
+            if answer is not None:
+                return answer
+        status, headers, content = self.respond_fully(scope, body)
+        if fast:
+            self.fast.learn(scope, status, headers)
+        return status, headers, content
+
+    def respond_fully(
+        self, scope: Scope, body: bytes
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         set_script_prefix(get_script_prefix(scope))
         signals.request_started.send(sender=self.__class__, scope=scope)
         try:
@@ -123,11 +150,7 @@ class LeanHandler(BaseHandler):
             response: HttpResponseBase = HttpResponseBadRequest()
         else:
             response = self.get_response(request)
-        if connection.connection is not None and connection.vendor == "sqlite":
-            # SQLite: this pool thread keeps its connection (LEAN_THREADS per process, a
-            # bounded number): closing one checkpoints the WAL, which cost more than the
-            # whole token. PostgreSQL's connection goes back to the pool instead.
-            connection.close_at = None
+        keep_sqlite_connection()
         try:
             headers = [
                 (k.encode("ascii"), v.encode("latin-1") if isinstance(v, str) else bytes(v))

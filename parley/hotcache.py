@@ -26,6 +26,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
+from parley import cache as shared
+
 _MAX_ENTRIES = 10_000
 
 
@@ -41,13 +43,20 @@ _entries: dict[tuple[str, str], _Entry] = {}
 _lock = threading.Lock()
 
 
-def _generation_key(tenant_id: int) -> str:
+def generation_key(tenant_id: int) -> str:
+    """The shared cache key of the tenant's generation (to prefetch it: parley.cache)."""
     return f"hot:gen:{tenant_id}"
 
 
 def generation(tenant_id: int) -> int:
     """The tenant's current generation (read it BEFORE loading what you will `put`)."""
-    return int(cache.get(_generation_key(tenant_id)) or 0)
+    return int(shared.get(generation_key(tenant_id)) or 0)
+
+
+def tenant_of(kind: str, key: str) -> int | None:
+    """The tenant of what this process holds for (kind, key), valid or not; None if nothing."""
+    entry = _entries.get((kind, key))
+    return None if entry is None else entry.tenant_id
 
 
 def get(kind: str, key: str) -> Any | None:
@@ -80,7 +89,7 @@ def invalidate_tenant(tenant_id: int) -> None:
     the commit, read the old values)."""
 
     def bump() -> None:
-        key = _generation_key(tenant_id)
+        key = generation_key(tenant_id)
         cache.add(key, 0, timeout=None)
         try:
             cache.incr(key)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 
+from parley import cache as shared
+
 
 @dataclass(frozen=True)
 class Window:
@@ -51,7 +53,7 @@ def hit(w: Window) -> int:
 
 def used(w: Window) -> int:
     """Uses counted in `w` so far (no change)."""
-    return int(cache.get(w.key) or 0)
+    return int(shared.get(w.key) or 0)
 
 
 @dataclass(frozen=True)

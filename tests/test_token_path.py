@@ -168,3 +168,17 @@ def test_minted_claims_are_the_sdks(grants, attributes, metadata, settings):
     assert abs(ours.pop("exp") - theirs.pop("exp")) <= 1
     assert ours == theirs
     assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"sub": "ann", "n": 1, "video": {"room": "r", "canPublish": True}},
+        {"name": "Zoë 名前 \u2028", "metadata": '{"a": "b"}', "exp": 2**40, "nested": [1, None]},
+    ],
+)
+def test_hs256_signature_is_pyjwts_byte_for_byte(claims):
+    import jwt
+
+    secret = "s3cret-" * 6
+    assert livekit_api.sign_hs256(claims, secret) == jwt.encode(claims, secret, algorithm="HS256")

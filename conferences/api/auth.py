@@ -26,17 +26,23 @@ AUTH_FAILURES_ALLOWED = 20  # failed authentications per client address per wind
 AUTH_FAILURE_WINDOW = 600  # seconds
 
 
-def _failure_window(request: Request) -> ratelimit.Window:
-    return ratelimit.window(
-        "auth-fail", client_key(client_ip(request)), seconds=AUTH_FAILURE_WINDOW
-    )
+def failure_window(address: str) -> ratelimit.Window:
+    return ratelimit.window("auth-fail", client_key(address), seconds=AUTH_FAILURE_WINDOW)
+
+
+def failing_wait(address: str) -> int | None:
+    """Seconds until `address` may try again while it is over its failed-authentication
+    budget; None while it is not."""
+    w = failure_window(address)
+    if ratelimit.used(w) >= AUTH_FAILURES_ALLOWED:
+        return max(1, math.ceil(w.reset - time.time()))
+    return None
 
 
 def refuse_if_failing(request: Request) -> None:
     """Raise AuthThrottled while this address is over its failed-authentication budget."""
-    w = _failure_window(request)
-    if ratelimit.used(w) >= AUTH_FAILURES_ALLOWED:
-        wait = max(1, math.ceil(w.reset - time.time()))
+    wait = failing_wait(client_ip(request))
+    if wait is not None:
         raise AuthThrottled(
             wait=wait,
             detail=f"Too many failed authentications from your address. Try again in {wait} s.",
@@ -44,7 +50,7 @@ def refuse_if_failing(request: Request) -> None:
 
 
 def count_failure(request: Request) -> None:
-    ratelimit.hit(_failure_window(request))
+    ratelimit.hit(failure_window(client_ip(request)))
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -123,7 +129,10 @@ class PlanRateThrottle(throttling.BaseThrottle):
         tenant = getattr(request, "tenant", None)
         if tenant is None:
             return True
-        allowed, state = consume_request(tenant)
+        # Counted already by the join-token fast path (conferences.api.v1.fasttokens), which
+        # then handed the request to this path: count it once.
+        counted = getattr(request._request, "scope", {}).get("parley.rate")
+        allowed, state = counted if counted is not None else consume_request(tenant)
         request.rate_state = state  # type: ignore[attr-defined]
         self._wait = max(1, math.ceil(state.reset - time.time()))
         return allowed

@@ -910,7 +910,7 @@ def _upsert_sql() -> str:
         t = connection.ops.quote_name(meta.db_table)
 
         def c(field: str) -> str:
-            return connection.ops.quote_name(meta.get_field(field).column)
+            return connection.ops.quote_name(meta.get_field(field).column)  # type: ignore[union-attr,arg-type]
 
         _UPSERT_SQL = (
             f"INSERT INTO {t} ({c('room')}, {c('identity')}, {c('name')}, {c('role')}, "
