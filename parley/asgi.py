@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,6 +31,7 @@ from django.http.response import HttpResponseBase
 from django.urls import set_script_prefix
 
 Scope = dict[str, Any]
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 CHUNK = 64 * 1024
 
 
@@ -109,6 +111,11 @@ class LeanHandler(BaseHandler):
         from conferences.api.v1.fasttokens import FastTokens
 
         self.fast = FastTokens()
+        # Fast-path requests waiting for the thread that answers them in batches.
+        self._waiting: list[tuple[Scope, bytes, asyncio.Future[Any]]] = []  # future: its loop
+        self._waiting_lock = threading.Lock()
+        self._batching = False
+        self.batches = 0  # batches run (tests)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         body = bytearray()
@@ -120,22 +127,57 @@ class LeanHandler(BaseHandler):
             if not message.get("more_body", False):
                 break
         loop = asyncio.get_running_loop()
-        status, headers, content = await loop.run_in_executor(
-            self.executor, self.respond, scope, bytes(body)
-        )
+        answer: Answer | None = None
+        if self.fast.handles(scope):
+            answer = await self._fast(loop, scope, bytes(body))
+        if answer is None:
+            answer = await loop.run_in_executor(self.executor, self.respond, scope, bytes(body))
+        status, headers, content = answer
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
 
+    async def _fast(
+        self, loop: asyncio.AbstractEventLoop, scope: Scope, body: bytes
+    ) -> Answer | None:
+        """The fast path's answer (None: Django must answer). Requests that arrive while a
+        batch is running wait for the next one: under load, one thread hand-off, one
+        request_started/finished and one Redis round trip serve many tokens."""
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._waiting_lock:
+            self._waiting.append((scope, body, future))
+            start = not self._batching
+            self._batching = True
+        if start:
+            self.executor.submit(self._run_batches)
+        return await future
+
+    def _run_batches(self) -> None:
+        while True:
+            with self._waiting_lock:
+                batch, self._waiting = self._waiting, []
+                if not batch:
+                    self._batching = False
+                    return
+            try:
+                answers = self.fast.respond_many([(scope, body) for scope, body, _ in batch])
+            except Exception:
+                answers = [None] * len(batch)
+            self.batches += 1
+            # One wake-up per event loop (a server has one per process).
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+            for (_, _, future), answer in zip(batch, answers, strict=True):
+                by_loop.setdefault(future.get_loop(), []).append((future, answer))
+            for loop, results in by_loop.items():
+                try:
+                    loop.call_soon_threadsafe(_deliver, results)
+                except RuntimeError:  # that loop has closed: nobody waits for its answers
+                    pass
+
     def respond(self, scope: Scope, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """Status, headers and body of the request, computed on this (pool) thread: by the
-        join-token fast path when it answers (a 200), else by Django."""
-        fast = self.fast.handles(scope)
-        if fast:
-            answer = self.fast.respond(scope, body)
-            if answer is not None:
-                return answer
+        """Status, headers and body of the request, computed by Django on this (pool)
+        thread; a join token's 200 teaches the fast path its headers."""
         status, headers, content = self.respond_fully(scope, body)
-        if fast:
+        if self.fast.handles(scope):
             self.fast.learn(scope, status, headers)
         return status, headers, content
 
@@ -166,6 +208,12 @@ class LeanHandler(BaseHandler):
             return response.status_code, headers, content
         finally:
             response.close()  # request_finished: the database connection goes back
+
+
+def _deliver(results: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, answer in results:
+        if not future.done():  # the client may have gone (task cancelled)
+            future.set_result(answer)
 
 
 class LeanRoutes:

@@ -248,3 +248,26 @@ def test_serializer_accepts_what_the_fast_path_accepts_for_plain_bodies(data):
     serializer = TokenInputSerializer(data=data)
     if serializer.is_valid():
         assert token_input(data) is not None, data
+
+
+def test_requests_arriving_together_are_answered_in_batches(lean, owner, tokens, livekit):
+    key = {"X-API-Key": owner.api_key}
+    assert lean.post(tokens, json={"name": "Warm"}, headers=key).status_code == 200
+    bodies = [{"name": f"V{i}", "identity": f"v{i}"} for i in range(30)]
+    bodies[7] = {"name": "", "identity": "bad"}  # refused, alone, by Django
+
+    async def all_at_once() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=lean.app, client=("127.0.0.1", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            return await asyncio.gather(*(c.post(tokens, json=b, headers=key) for b in bodies))
+
+    before = lean.handler.batches
+    responses = asyncio.run(all_at_once())
+    assert lean.handler.batches - before < len(bodies)  # some requests shared a batch
+    envelope(responses[7], 400, "name")
+    ok = [r for i, r in enumerate(responses) if i != 7]
+    assert [r.status_code for r in ok] == [200] * 29
+    assert sorted(r.json()["identity"] for r in ok) == sorted(f"v{i}" for i in range(30) if i != 7)
+    for r in ok:
+        assert livekit.verify_join_token(r.json()["token"])["sub"] == r.json()["identity"]
+    assert len({r.headers["x-ratelimit-remaining"] for r in responses}) == 30  # once each

@@ -22,6 +22,7 @@ import json
 import re
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -92,6 +93,17 @@ def token_input(data: Any) -> tuple[str, str | None, str | None] | None:
     return name, identity, role
 
 
+@dataclass(frozen=True)
+class _Request:
+    scope: Scope
+    body: bytes
+    headers: dict[bytes, bytes]
+    static: Headers
+    raw_key: str
+    address: str
+    keys: list[str]  # the shared values its checks read
+
+
 def _accepts_json(accept: str) -> bool:
     if not accept:
         return True
@@ -134,6 +146,28 @@ class FastTokens:
 
     def respond(self, scope: Scope, body: bytes) -> Answer | None:
         """The 200 for this request, or None: the full path must answer it."""
+        return self.respond_many([(scope, body)])[0]
+
+    def respond_many(self, requests: list[tuple[Scope, bytes]]) -> list[Answer | None]:
+        """`respond` for requests that arrived together (parley.asgi.LeanHandler batches
+        those waiting for the thread): one request_started/finished pair and one Redis round
+        trip for the shared values every check reads (each address's failed-authentication
+        count, each known key's tenant generation), then each request on its own."""
+        prepared = [self._prepare(scope, body) for scope, body in requests]
+        keys = sorted({key for p in prepared if p is not None for key in p.keys})
+        if not keys:
+            return [None] * len(requests)
+        signals.request_started.send(sender=self.__class__, scope=requests[0][0])
+        try:
+            with shared.prefetched(keys):
+                return [self._answer(p) if p is not None else None for p in prepared]
+        except Exception:  # the prefetch failed: the full path answers each (and says why)
+            return [None] * len(requests)
+        finally:
+            keep_sqlite_connection()
+            signals.request_finished.send(sender=self.__class__)
+
+    def _prepare(self, scope: Scope, body: bytes) -> _Request | None:
         static = self._headers_for(scope)
         if static is None:
             return None
@@ -146,43 +180,23 @@ class FastTokens:
             or not _accepts_json(headers.get(b"accept", b"").decode("latin-1"))
         ):
             return None
-        signals.request_started.send(sender=self.__class__, scope=scope)
-        try:
-            return self._issue(scope, headers, static, raw_key, body)
-        except Exception:  # the full path reproduces it and answers with the envelope
-            return None
-        finally:
-            keep_sqlite_connection()
-            signals.request_finished.send(sender=self.__class__)
-
-    def _issue(
-        self,
-        scope: Scope,
-        headers: dict[bytes, bytes],
-        static: Headers,
-        raw_key: str,
-        body: bytes,
-    ) -> Answer | None:
         address = scope_client_ip(scope)
-        # One round trip for the shared values every check below reads: this address's
-        # failed-authentication count and the key's tenant's hot-cache generation.
         keys = [failure_window(address).key]
         prefix = api_key_prefix(raw_key)
         tenant_id = hotcache.tenant_of("apikey", prefix) if prefix else None
         if tenant_id is not None:
             keys.append(hotcache.generation_key(tenant_id))
-        with shared.prefetched(keys):
-            return self._checked(scope, headers, static, raw_key, body, address)
+        return _Request(scope, body, headers, static, raw_key, address, keys)
 
-    def _checked(
-        self,
-        scope: Scope,
-        headers: dict[bytes, bytes],
-        static: Headers,
-        raw_key: str,
-        body: bytes,
-        address: str,
-    ) -> Answer | None:
+    def _answer(self, request: _Request) -> Answer | None:
+        try:
+            return self._checked(request)
+        except Exception:  # the full path reproduces it and answers with the envelope
+            return None
+
+    def _checked(self, request: _Request) -> Answer | None:
+        scope, headers, static = request.scope, request.headers, request.static
+        raw_key, body, address = request.raw_key, request.body, request.address
         if failing_wait(address) is not None:
             return None
         api_key = authenticate_api_key(raw_key)
