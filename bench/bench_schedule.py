@@ -92,7 +92,8 @@ from harness import (  # noqa: E402
 )
 
 NAME = "schedule"
-BENCH_DATABASE = "parley_bench_schedule"
+# PostgreSQL database of this bench (next to the one DATABASE_URL names); created if missing.
+BENCH_DATABASE = os.environ.get("BENCH_SCHEDULE_DATABASE", "") or "parley_bench_schedule"
 # Redis db of the broker (and cache/channel layer) of this bench; flushed first.
 BROKER_DB = int(os.environ.get("BENCH_SCHEDULE_REDIS_DB", "") or 2)
 TENANT_NAME = "Bench schedule"

@@ -25,7 +25,7 @@ from conferences.services.errors import InvalidState, LimitExceeded, Unavailable
 
 logger = logging.getLogger(__name__)
 
-START_TASK_SIZE = 1000  # most occurrences one start_occurrences task takes
+START_TASK_SIZE = 1000  # most occurrences one start_occurrences task (one transaction) takes
 
 
 def _backoff(retries: int) -> float:
@@ -35,10 +35,10 @@ def _backoff(retries: int) -> float:
 
 @shared_task(name="conferences.dispatch", ignore_result=True, soft_time_limit=50, time_limit=60)
 def dispatch() -> dict[str, int]:
-    """Starts at least SCHEDULE_PREPARE_SECONDS ahead are grouped by their instant, in
-    batches of SCHEDULE_START_BATCH: each batch has its LiveKit rooms pre-created now
-    (`prepare_rooms`) and goes live in one transaction at its second (`start_occurrences`,
-    one task per second going through its batches).
+    """Starts at least SCHEDULE_PREPARE_SECONDS ahead are grouped by their instant: their
+    LiveKit rooms are pre-created now (`prepare_rooms`, SCHEDULE_START_BATCH to a task, in
+    parallel), and at their second they go live in one transaction (`start_occurrences`, one
+    task with an ETA per START_TASK_SIZE starts of that second).
     Nearer (or overdue) starts are started one by one, as are closes."""
     now = timezone.now()
     due = schedule_services.claim_due(now=now)
@@ -53,8 +53,8 @@ def dispatch() -> dict[str, int]:
     for start, pks in ahead.items():
         for i in range(0, len(pks), size):
             prepare_rooms.apply_async((pks[i : i + size],))
-        # One task goes through its batches one after another: batches of one second in
-        # parallel threads would only queue for the same locks (SQLite's one writer) and CPU.
+        # One transaction flips them all: ten batches of a hundred one after another made the
+        # last batch ten statements' round trips and ten commits later than the first.
         for i in range(0, len(pks), START_TASK_SIZE):
             start_occurrences.apply_async((pks[i : i + START_TASK_SIZE],), eta=start)
     for pk, close_at in due.closes:
@@ -89,20 +89,15 @@ def prepare_rooms(occurrence_pks: list[int]) -> int:
     time_limit=40,
 )
 def start_occurrences(self, occurrence_pks: list[int]) -> int:
-    """Start occurrences due at the same second, SCHEDULE_START_BATCH to a transaction
-    (services: start_occurrences), each batch committed before the next begins; the ones a
-    batch cannot take are started one by one at once."""
-    size = max(1, settings.SCHEDULE_START_BATCH)
-    started, early = 0, []
-    for i in range(0, len(occurrence_pks), size):
-        result = room_services.start_occurrences(occurrence_pks=occurrence_pks[i : i + size])
-        for pk in result.alone:
-            start_occurrence.apply_async((pk,))
-        started += len(result.started)
-        early += result.early
-    if early and self.request.retries < 10:
-        raise self.retry(args=(early,), countdown=0.5)
-    return started
+    """Start occurrences due at the same second in one transaction (services:
+    start_occurrences: one claim, one sessions INSERT, one rooms UPDATE for all of them); the
+    ones it cannot take are started one by one at once, the early ones again in a moment."""
+    result = room_services.start_occurrences(occurrence_pks=occurrence_pks)
+    for pk in result.alone:
+        start_occurrence.apply_async((pk,))
+    if result.early and self.request.retries < 10:
+        raise self.retry(args=(result.early,), countdown=0.5)
+    return len(result.started)
 
 
 @shared_task(
