@@ -14,6 +14,7 @@ from collections import defaultdict
 
 from celery import shared_task
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from conferences.services import attendance as attendance_services
@@ -53,10 +54,10 @@ def dispatch() -> dict[str, int]:
     for start, pks in ahead.items():
         for i in range(0, len(pks), size):
             prepare_rooms.apply_async((pks[i : i + size],))
-        # One transaction flips them all: ten batches of a hundred one after another made the
-        # last batch ten statements' round trips and ten commits later than the first.
-        for i in range(0, len(pks), START_TASK_SIZE):
-            start_occurrences.apply_async((pks[i : i + START_TASK_SIZE],), eta=start)
+        # A few transactions flip them all at once (ten batches of a hundred one after
+        # another made the last one ten batches' round trips and commits late).
+        for part in _start_parts(pks):
+            start_occurrences.apply_async((part,), eta=start)
     for pk, close_at in due.closes:
         close_session.apply_async((pk,), eta=close_at if close_at > now else None)
     extended = schedule_services.extend_windows(now=now)
@@ -67,6 +68,16 @@ def dispatch() -> dict[str, int]:
         "extended": extended,
         "released": released,
     }
+
+
+def _start_parts(pks: list[int]) -> list[list[int]]:
+    """The starts of one second split into SCHEDULE_START_TASKS tasks run at once by the
+    worker's threads, at most START_TASK_SIZE each. Auto (0): one on SQLite (its writers queue
+    for one lock anyway), else 4 (PostgreSQL updates the rows and indexes in parallel)."""
+    tasks = settings.SCHEDULE_START_TASKS or (1 if connection.vendor == "sqlite" else 4)
+    size = max(-(-len(pks) // max(1, tasks)), 1)
+    size = min(size, START_TASK_SIZE)
+    return [pks[i : i + size] for i in range(0, len(pks), size)]
 
 
 @shared_task(

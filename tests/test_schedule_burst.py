@@ -293,3 +293,17 @@ def test_a_room_recorded_automatically_starts_recording_with_its_batch(
     [egress] = livekit.calls_to("StartRoomCompositeEgress")
     assert egress.request.room_name == recorded.room_id
     assert Recording.objects.get().session == RoomSession.objects.get(room=recorded)
+
+
+def test_a_seconds_starts_are_split_into_tasks_run_at_once(settings):
+    from django.db import connection as db
+
+    from conferences import tasks
+
+    settings.SCHEDULE_START_TASKS = 4
+    assert tasks._start_parts(list(range(10))) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+    settings.SCHEDULE_START_TASKS = 1
+    parts = tasks._start_parts(list(range(2500)))  # at most START_TASK_SIZE to a transaction
+    assert [len(p) for p in parts] == [1000, 1000, 500] and sum(parts, []) == list(range(2500))
+    settings.SCHEDULE_START_TASKS = 0  # auto: SQLite's writers queue for one lock anyway
+    assert len(tasks._start_parts(list(range(8)))) == (1 if db.vendor == "sqlite" else 4)
