@@ -104,18 +104,20 @@ def test_pre_created_in_the_look_ahead_then_started_in_one_batch_exactly_once(
     assert room_services.start_occurrence(occurrence_pk=pks[0], now=start) == "already"
 
 
-def test_batch_start_queries_do_not_grow_with_the_batch(big, livekit):
-    def run(n: int) -> int:
-        start = (timezone.now() + LEAD).replace(microsecond=0)
-        pks = scheduled(big, n, start=start)
-        room_services.prepare_occurrences(occurrence_pks=pks, now=start - LEAD)
-        with CaptureQueriesContext(connection) as queries:
-            assert len(room_services.start_occurrences(occurrence_pks=pks, now=start).started) == n
-        return len(queries)
+def batch_queries(member, n: int) -> int:
+    """Queries of one batch start of `n` pre-created occurrences of `member`'s tenant."""
+    start = (timezone.now() + LEAD).replace(microsecond=0)
+    pks = scheduled(member, n, start=start)
+    room_services.prepare_occurrences(occurrence_pks=pks, now=start - LEAD)
+    with CaptureQueriesContext(connection) as queries:
+        assert len(room_services.start_occurrences(occurrence_pks=pks, now=start).started) == n
+    return len(queries)
 
+
+def test_batch_start_queries_do_not_grow_with_the_batch(big, livekit):
     # occurrences FOR UPDATE, rooms FOR UPDATE, plan limits, claim UPDATE, sessions INSERT,
     # rooms UPDATE, webhook endpoints, rooms with their own webhook (+ savepoint/transaction)
-    assert run(2) == run(12)
+    assert batch_queries(big, 2) == batch_queries(big, 12)
 
 
 def test_batch_start_webhooks_are_written_in_bulk(hooked, livekit):
@@ -123,21 +125,16 @@ def test_batch_start_webhooks_are_written_in_bulk(hooked, livekit):
     written with a fixed number of queries (not ~6 per event), each as `record` would."""
     from conferences.models import WebhookDelivery
 
-    def run(n: int) -> int:
-        start = (timezone.now() + LEAD).replace(microsecond=0)
-        pks = scheduled(hooked, n, start=start)
-        room_services.prepare_occurrences(occurrence_pks=pks, now=start - LEAD)
-        with CaptureQueriesContext(connection) as queries:
-            assert len(room_services.start_occurrences(occurrence_pks=pks, now=start).started) == n
-        return len(queries)
-
-    assert run(2) == run(12)
+    assert batch_queries(hooked, 2) == batch_queries(hooked, 12)
     sessions = {s.room.room_id: s for s in RoomSession.objects.select_related("room")}
     started = WebhookEvent.objects.filter(type="session-started").order_by("pk")
     assert started.count() == 14 and started_events("occurrence.started") == 14
     for event in started:
         session = sessions[event.room_id]
         assert event.payload["data"]["session_id"] == session.session_id
+        assert event.payload["data"]["started_at"] == session.started_at.isoformat().replace(
+            "+00:00", "Z"
+        )
         assert event.payload["room"]["status"] == "active"
         assert event.payload["tenant"] == hooked.tenant.public_id
     # One delivery per event, in the order of the events.
