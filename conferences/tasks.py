@@ -26,7 +26,7 @@ from conferences.services.errors import InvalidState, LimitExceeded, Unavailable
 
 logger = logging.getLogger(__name__)
 
-START_TASK_SIZE = 1000  # most occurrences one start_occurrences task (one transaction) takes
+START_TASK_SIZE = 1000  # most occurrences one start_occurrences task takes
 
 
 def _backoff(retries: int) -> float:
@@ -38,8 +38,8 @@ def _backoff(retries: int) -> float:
 def dispatch() -> dict[str, int]:
     """Starts at least SCHEDULE_PREPARE_SECONDS ahead are grouped by their instant: their
     LiveKit rooms are pre-created now (`prepare_rooms`, SCHEDULE_START_BATCH to a task, in
-    parallel), and at their second they go live in one transaction (`start_occurrences`, one
-    task with an ETA per START_TASK_SIZE starts of that second).
+    parallel), and at their second they go live in batches (`start_occurrences`: the second's
+    starts split into SCHEDULE_START_TASKS tasks with an ETA, run at once).
     Nearer (or overdue) starts are started one by one, as are closes."""
     now = timezone.now()
     due = schedule_services.claim_due(now=now)
@@ -54,8 +54,8 @@ def dispatch() -> dict[str, int]:
     for start, pks in ahead.items():
         for i in range(0, len(pks), size):
             prepare_rooms.apply_async((pks[i : i + size],))
-        # A few transactions flip them all at once (ten batches of a hundred one after
-        # another made the last one ten batches' round trips and commits late).
+        # A few tasks at once (ten batches of a hundred in one task made the last batch wait
+        # for nine others' round trips and commits on PostgreSQL).
         for part in _start_parts(pks):
             start_occurrences.apply_async((part,), eta=start)
     for pk, close_at in due.closes:
@@ -100,15 +100,22 @@ def prepare_rooms(occurrence_pks: list[int]) -> int:
     time_limit=40,
 )
 def start_occurrences(self, occurrence_pks: list[int]) -> int:
-    """Start occurrences due at the same second in one transaction (services:
-    start_occurrences: one claim, one sessions INSERT, one rooms UPDATE for all of them); the
-    ones it cannot take are started one by one at once, the early ones again in a moment."""
-    result = room_services.start_occurrences(occurrence_pks=occurrence_pks)
-    for pk in result.alone:
-        start_occurrence.apply_async((pk,))
-    if result.early and self.request.retries < 10:
-        raise self.retry(args=(result.early,), countdown=0.5)
-    return len(result.started)
+    """Start occurrences due at the same second, SCHEDULE_START_BATCH to a transaction
+    (services: start_occurrences), each batch committed before the next begins, so the first
+    are visible at once rather than all when the last is done (the whole costs the same); the
+    ones a batch cannot take are started one by one at once, the early ones again in a moment.
+    Several of these tasks run at once for one second (`_start_parts`)."""
+    size = max(1, settings.SCHEDULE_START_BATCH)
+    started, early = 0, []
+    for i in range(0, len(occurrence_pks), size):
+        result = room_services.start_occurrences(occurrence_pks=occurrence_pks[i : i + size])
+        for pk in result.alone:
+            start_occurrence.apply_async((pk,))
+        started += len(result.started)
+        early += result.early
+    if early and self.request.retries < 10:
+        raise self.retry(args=(early,), countdown=0.5)
+    return started
 
 
 @shared_task(
