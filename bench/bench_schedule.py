@@ -53,6 +53,7 @@ bench reports when each start was first *seen* live by another connection (polle
 0.1 s), i.e. committed.
 
 Environment: BENCH_SCHEDULE_REDIS_DB (the Redis db used and flushed, default 2),
+BENCH_SCHEDULE_DATABASE (the PostgreSQL database's name, default parley_bench_schedule),
 BENCH_SCHEDULE_ROOMS (rooms per scenario, default 1000), BENCH_WORKER_CONCURRENCY
 (worker threads, default 8), BENCH_FUTURE_OCCURRENCES (default 100000), BENCH_TICK_REPS
 (default 20), DATABASE_URL, REDIS_URL; other Parley settings pass through to the worker.
