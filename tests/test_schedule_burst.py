@@ -146,6 +146,25 @@ def test_batch_start_webhooks_are_written_in_bulk(hooked, livekit):
     assert deliveries == sorted(deliveries) and len(set(deliveries)) == len(deliveries) == 28
 
 
+def test_a_batch_with_a_rooms_own_webhook_records_every_event_as_before(hooked, livekit):
+    from conferences.models import WebhookDelivery, WebhookEndpoint
+
+    start = (timezone.now() + LEAD).replace(microsecond=0)
+    pks = scheduled(hooked, 3, start=start)
+    own = Room.objects.get(occurrences__pk=pks[1])
+    Room.objects.filter(pk=own.pk).update(
+        webhook_url="http://127.0.0.1:9/own", webhook_events=["session-started"]
+    )
+    room_services.prepare_occurrences(occurrence_pks=pks, now=start - LEAD)
+    assert len(room_services.start_occurrences(occurrence_pks=pks, now=start).started) == 3
+    endpoint = WebhookEndpoint.objects.get(room=own)
+    # The tenant's endpoint gets all six events, the room's own endpoint its one.
+    assert started_events("session-started") == started_events("occurrence.started") == 3
+    [mine] = WebhookDelivery.objects.filter(endpoint=endpoint).select_related("event")
+    assert mine.event.type == "session-started" and mine.event.room_id == own.room_id
+    assert mine.event.payload["data"]["session_id"] == RoomSession.objects.get(room=own).session_id
+
+
 def test_the_start_task_goes_through_its_batches_each_exactly_once(big, livekit, settings):
     """A start task with more starts than SCHEDULE_START_BATCH commits batch after batch; run
     again (a re-delivered message) it starts nothing more."""
