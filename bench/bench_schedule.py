@@ -53,6 +53,7 @@ bench reports when each start was first *seen* live by another connection (polle
 0.1 s), i.e. committed.
 
 Environment: BENCH_SCHEDULE_REDIS_DB (the Redis db used and flushed, default 2),
+BENCH_SCHEDULE_DATABASE (the PostgreSQL database's name, default parley_bench_schedule),
 BENCH_SCHEDULE_ROOMS (rooms per scenario, default 1000), BENCH_WORKER_CONCURRENCY
 (worker threads, default 8), BENCH_FUTURE_OCCURRENCES (default 100000), BENCH_TICK_REPS
 (default 20), DATABASE_URL, REDIS_URL; other Parley settings pass through to the worker.
@@ -92,7 +93,8 @@ from harness import (  # noqa: E402
 )
 
 NAME = "schedule"
-BENCH_DATABASE = "parley_bench_schedule"
+# PostgreSQL database of this bench (next to the one DATABASE_URL names); created if missing.
+BENCH_DATABASE = os.environ.get("BENCH_SCHEDULE_DATABASE", "") or "parley_bench_schedule"
 # Redis db of the broker (and cache/channel layer) of this bench; flushed first.
 BROKER_DB = int(os.environ.get("BENCH_SCHEDULE_REDIS_DB", "") or 2)
 TENANT_NAME = "Bench schedule"

@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.models import Tenant
@@ -128,16 +129,52 @@ def _room_endpoint(room: Room) -> WebhookEndpoint | None:
     return endpoint
 
 
+SESSION_TYPES = ("session-started", "session-ended")
+
+
+def _needs_session(type_: str, room: Room | None, data: dict[str, Any]) -> bool:
+    return room is not None and "session_id" not in data and type_ in SESSION_TYPES
+
+
 def _session_data(type_: str, room: Room | None, data: dict[str, Any]) -> dict[str, Any]:
-    if room is None or "session_id" in data or type_ not in ("session-started", "session-ended"):
+    if not _needs_session(type_, room, data):
         return data
     session = RoomSession.objects.filter(room=room).order_by("-started_at", "-pk").first()
+    return _with_session(type_, data, session)
+
+
+def _with_session(type_: str, data: dict[str, Any], session: RoomSession | None) -> dict[str, Any]:
     if session is None:
         return data
     extra: dict[str, Any] = {"session_id": session.session_id, "started_at": session.started_at}
     if type_ == "session-ended":
         extra["ended_at"] = session.ended_at
     return {**data, **extra}
+
+
+def _new_event(
+    type_: str,
+    *,
+    tenant_id: int,
+    tenant_public_id: str,
+    room: Room | None,
+    room_id: str,
+    data: dict[str, Any],
+    now: Any,
+) -> WebhookEvent:
+    """The (unsaved) outbound event with its payload."""
+    webhook_event = WebhookEvent(tenant_id=tenant_id, type=type_, room_id=room_id, created_at=now)
+    payload = {
+        "id": webhook_event.event_id,
+        "type": type_,
+        "created_at": now,
+        "tenant": tenant_public_id,
+        "room": room_dict(room, room_id),
+        "data": data,
+    }
+    # Frozen as JSON now: what was true at commit is what every attempt sends.
+    webhook_event.payload = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+    return webhook_event
 
 
 def record(
@@ -168,17 +205,15 @@ def record(
         return None
     now = timezone.now()
     tenant_public_id = Tenant.objects.values_list("public_id", flat=True).get(pk=tenant_id)
-    webhook_event = WebhookEvent(tenant_id=tenant_id, type=type_, room_id=room_id, created_at=now)
-    payload = {
-        "id": webhook_event.event_id,
-        "type": type_,
-        "created_at": now,
-        "tenant": tenant_public_id,
-        "room": room_dict(room, room_id),
-        "data": _session_data(type_, room, data),
-    }
-    # Frozen as JSON now: what was true at commit is what every attempt sends.
-    webhook_event.payload = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+    webhook_event = _new_event(
+        type_,
+        tenant_id=tenant_id,
+        tenant_public_id=str(tenant_public_id),
+        room=room,
+        room_id=room_id,
+        data=_session_data(type_, room, data),
+        now=now,
+    )
     webhook_event.save()
     WebhookDelivery.objects.bulk_create(
         [
@@ -198,34 +233,85 @@ def record(
 
 
 def record_many(items: list[tuple[str, int, str, dict[str, Any]]]) -> int:
-    """`record` for many (event, tenant_id, room_id, data) at once, in order. Two queries
-    find which events some endpoint wants (the tenants' endpoints, the rooms with their own
-    webhook); only those go through `record`. Returns how many events were written."""
+    """`record` for many (event, tenant_id, room_id, data) at once, in order (a burst of
+    scheduled starts), in a fixed number of queries whatever their number: the tenants'
+    endpoints, the rooms (with their latest session, for session events), the tenants' public
+    ids, one INSERT of the events and one of their deliveries, and one queueing after commit.
+    When a room with its own webhook is among them (its endpoint is kept in step with the
+    room one at a time), each event goes through `record`. Returns how many were written."""
     wanted = [item for item in items if outbound_type(item[0]) is not None]
     if not wanted:
         return 0
     tenant_ids = {tenant_id for _, tenant_id, _, _ in wanted}
-    subscriptions: dict[int, list[list[str]]] = {}
-    for tenant_id, events in WebhookEndpoint.objects.filter(
+    subscriptions: dict[int, list[WebhookEndpoint]] = {}
+    for endpoint in WebhookEndpoint.objects.filter(
         tenant_id__in=tenant_ids, room__isnull=True, enabled=True
-    ).values_list("tenant_id", "events"):
-        subscriptions.setdefault(tenant_id, []).append(list(events or []))
+    ).only("pk", "tenant_id", "events"):
+        subscriptions.setdefault(endpoint.tenant_id, []).append(endpoint)
     room_ids = {room_id for _, _, room_id, _ in wanted if room_id}
-    own_hooks = set(
-        Room.objects.filter(tenant_id__in=tenant_ids, room_id__in=room_ids)
-        .exclude(webhook_url="")
-        .values_list("room_id", flat=True)
-    )
-    written = 0
+    their_rooms = Room.objects.filter(tenant_id__in=tenant_ids, room_id__in=room_ids)
+    if their_rooms.exclude(webhook_url="").exists():
+        return sum(
+            record(event, tenant_id=tenant_id, room_id=room_id, data=data) is not None
+            for event, tenant_id, room_id, data in wanted
+        )
+    if not subscriptions:
+        return 0
+    latest = RoomSession.objects.filter(room=OuterRef("pk")).order_by("-started_at", "-pk")
+    rooms = {
+        (room.tenant_id, room.room_id): room
+        for room in their_rooms.annotate(latest_session_pk=Subquery(latest.values("pk")[:1]))
+    }
+    to_write: list[tuple[str, int, Room | None, str, dict[str, Any], list[WebhookEndpoint]]] = []
     for event, tenant_id, room_id, data in wanted:
         type_ = outbound_type(event)
         assert type_ is not None
-        if room_id in own_hooks or any(
-            subscribes(events, type_) for events in subscriptions.get(tenant_id, [])
-        ):
-            if record(event, tenant_id=tenant_id, room_id=room_id, data=data) is not None:
-                written += 1
-    return written
+        endpoints = [e for e in subscriptions.get(tenant_id, []) if subscribes(e.events, type_)]
+        if endpoints:
+            room = rooms.get((tenant_id, room_id)) if room_id else None
+            to_write.append((type_, tenant_id, room, room_id, data, endpoints))
+    if not to_write:
+        return 0
+    sessions = RoomSession.objects.in_bulk(
+        [
+            room.latest_session_pk  # type: ignore[attr-defined]  # annotated above
+            for type_, _, room, _, data, _ in to_write
+            if room is not None and _needs_session(type_, room, data)
+        ]
+    )
+    public_ids = dict(Tenant.objects.filter(pk__in=tenant_ids).values_list("pk", "public_id"))
+    now = timezone.now()
+    written = WebhookEvent.objects.bulk_create(
+        [
+            _new_event(
+                type_,
+                tenant_id=tenant_id,
+                tenant_public_id=str(public_ids[tenant_id]),
+                room=room,
+                room_id=room_id,
+                data=(
+                    _with_session(type_, data, sessions.get(room.latest_session_pk))  # type: ignore[union-attr]
+                    if _needs_session(type_, room, data)
+                    else data
+                ),
+                now=now,
+            )
+            for type_, tenant_id, room, room_id, data, _ in to_write
+        ]
+    )
+    WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(
+                endpoint=endpoint, event=event, event_created_at=now, next_attempt_at=now
+            )
+            for event, (*_, endpoints) in zip(written, to_write, strict=True)
+            for endpoint in endpoints
+        ]
+    )
+    endpoint_pks = sorted({e.pk for *_, endpoints in to_write for e in endpoints})
+    if settings.WEBHOOK_QUEUE_ON_COMMIT:
+        transaction.on_commit(lambda: queue(endpoint_pks))
+    return len(written)
 
 
 def queue(endpoint_pks: list[int]) -> None:

@@ -14,6 +14,7 @@ from collections import defaultdict
 
 from celery import shared_task
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from conferences.services import attendance as attendance_services
@@ -35,10 +36,10 @@ def _backoff(retries: int) -> float:
 
 @shared_task(name="conferences.dispatch", ignore_result=True, soft_time_limit=50, time_limit=60)
 def dispatch() -> dict[str, int]:
-    """Starts at least SCHEDULE_PREPARE_SECONDS ahead are grouped by their instant, in
-    batches of SCHEDULE_START_BATCH: each batch has its LiveKit rooms pre-created now
-    (`prepare_rooms`) and goes live in one transaction at its second (`start_occurrences`,
-    one task per second going through its batches).
+    """Starts at least SCHEDULE_PREPARE_SECONDS ahead are grouped by their instant: their
+    LiveKit rooms are pre-created now (`prepare_rooms`, SCHEDULE_START_BATCH to a task, in
+    parallel), and at their second they go live in batches (`start_occurrences`: the second's
+    starts split into SCHEDULE_START_TASKS tasks with an ETA, run at once).
     Nearer (or overdue) starts are started one by one, as are closes."""
     now = timezone.now()
     due = schedule_services.claim_due(now=now)
@@ -53,10 +54,10 @@ def dispatch() -> dict[str, int]:
     for start, pks in ahead.items():
         for i in range(0, len(pks), size):
             prepare_rooms.apply_async((pks[i : i + size],))
-        # One task goes through its batches one after another: batches of one second in
-        # parallel threads would only queue for the same locks (SQLite's one writer) and CPU.
-        for i in range(0, len(pks), START_TASK_SIZE):
-            start_occurrences.apply_async((pks[i : i + START_TASK_SIZE],), eta=start)
+        # A few tasks at once (ten batches of a hundred in one task made the last batch wait
+        # for nine others' round trips and commits on PostgreSQL).
+        for part in _start_parts(pks):
+            start_occurrences.apply_async((part,), eta=start)
     for pk, close_at in due.closes:
         close_session.apply_async((pk,), eta=close_at if close_at > now else None)
     extended = schedule_services.extend_windows(now=now)
@@ -67,6 +68,16 @@ def dispatch() -> dict[str, int]:
         "extended": extended,
         "released": released,
     }
+
+
+def _start_parts(pks: list[int]) -> list[list[int]]:
+    """The starts of one second split into SCHEDULE_START_TASKS tasks run at once by the
+    worker's threads, at most START_TASK_SIZE each. Auto (0): one on SQLite (its writers queue
+    for one lock anyway), else 4 (PostgreSQL updates the rows and indexes in parallel)."""
+    tasks = settings.SCHEDULE_START_TASKS or (1 if connection.vendor == "sqlite" else 4)
+    size = max(-(-len(pks) // max(1, tasks)), 1)
+    size = min(size, START_TASK_SIZE)
+    return [pks[i : i + size] for i in range(0, len(pks), size)]
 
 
 @shared_task(
@@ -90,8 +101,10 @@ def prepare_rooms(occurrence_pks: list[int]) -> int:
 )
 def start_occurrences(self, occurrence_pks: list[int]) -> int:
     """Start occurrences due at the same second, SCHEDULE_START_BATCH to a transaction
-    (services: start_occurrences), each batch committed before the next begins; the ones a
-    batch cannot take are started one by one at once."""
+    (services: start_occurrences), each batch committed before the next begins, so the first
+    are visible at once rather than all when the last is done (the whole costs the same); the
+    ones a batch cannot take are started one by one at once, the early ones again in a moment.
+    Several of these tasks run at once for one second (`_start_parts`)."""
     size = max(1, settings.SCHEDULE_START_BATCH)
     started, early = 0, []
     for i in range(0, len(occurrence_pks), size):

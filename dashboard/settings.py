@@ -363,10 +363,12 @@ SCHEDULE_TICK_SECONDS = float(os.environ.get("SCHEDULE_TICK_SECONDS", "1"))  # d
 SCHEDULE_LOOKAHEAD_SECONDS = envint("SCHEDULE_LOOKAHEAD_SECONDS", 30)  # queued ahead with an ETA
 SCHEDULE_REDISPATCH_SECONDS = envint("SCHEDULE_REDISPATCH_SECONDS", 15)  # lost work re-sent after
 # Scheduled bursts: a start at least this far ahead has its LiveKit room pre-created in the
-# look-ahead (empty until someone joins) and goes live with others due at the same second in
-# one batch of at most SCHEDULE_START_BATCH occurrences; a nearer start is started alone.
+# look-ahead (empty until someone joins; SCHEDULE_START_BATCH rooms to a task) and goes live
+# with the others due at the same second in SCHEDULE_START_TASKS transactions run at once
+# (0: one on SQLite, whose writers queue anyway, else 4); a nearer start is started alone.
 SCHEDULE_PREPARE_SECONDS = envint("SCHEDULE_PREPARE_SECONDS", 3)
 SCHEDULE_START_BATCH = envint("SCHEDULE_START_BATCH", 100)
+SCHEDULE_START_TASKS = envint("SCHEDULE_START_TASKS", 0)
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-occurrences": {
         "task": "conferences.dispatch",

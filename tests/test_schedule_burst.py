@@ -104,18 +104,83 @@ def test_pre_created_in_the_look_ahead_then_started_in_one_batch_exactly_once(
     assert room_services.start_occurrence(occurrence_pk=pks[0], now=start) == "already"
 
 
-def test_batch_start_queries_do_not_grow_with_the_batch(big, livekit):
-    def run(n: int) -> int:
-        start = (timezone.now() + LEAD).replace(microsecond=0)
-        pks = scheduled(big, n, start=start)
-        room_services.prepare_occurrences(occurrence_pks=pks, now=start - LEAD)
-        with CaptureQueriesContext(connection) as queries:
-            assert len(room_services.start_occurrences(occurrence_pks=pks, now=start).started) == n
-        return len(queries)
+def batch_queries(member, n: int) -> int:
+    """Queries of one batch start of `n` pre-created occurrences of `member`'s tenant."""
+    start = (timezone.now() + LEAD).replace(microsecond=0)
+    pks = scheduled(member, n, start=start)
+    room_services.prepare_occurrences(occurrence_pks=pks, now=start - LEAD)
+    with CaptureQueriesContext(connection) as queries:
+        assert len(room_services.start_occurrences(occurrence_pks=pks, now=start).started) == n
+    return len(queries)
 
+
+def test_batch_start_queries_do_not_grow_with_the_batch(big, livekit):
     # occurrences FOR UPDATE, rooms FOR UPDATE, plan limits, claim UPDATE, sessions INSERT,
     # rooms UPDATE, webhook endpoints, rooms with their own webhook (+ savepoint/transaction)
-    assert run(2) == run(12)
+    assert batch_queries(big, 2) == batch_queries(big, 12)
+
+
+def test_batch_start_webhooks_are_written_in_bulk(hooked, livekit):
+    """A tenant subscribed to every event: the batch's webhook events and deliveries are
+    written with a fixed number of queries (not ~6 per event), each as `record` would."""
+    from conferences.models import WebhookDelivery
+
+    assert batch_queries(hooked, 2) == batch_queries(hooked, 12)
+    sessions = {s.room.room_id: s for s in RoomSession.objects.select_related("room")}
+    started = WebhookEvent.objects.filter(type="session-started").order_by("pk")
+    assert started.count() == 14 and started_events("occurrence.started") == 14
+    for event in started:
+        session = sessions[event.room_id]
+        assert event.payload["data"]["session_id"] == session.session_id
+        assert event.payload["data"]["started_at"] == session.started_at.isoformat().replace(
+            "+00:00", "Z"
+        )
+        assert event.payload["room"]["status"] == "active"
+        assert event.payload["tenant"] == hooked.tenant.public_id
+    # One delivery per event, in the order of the events.
+    deliveries = list(
+        WebhookDelivery.objects.filter(event__type__in=["session-started", "occurrence.started"])
+        .order_by("pk")
+        .values_list("event_id", flat=True)
+    )
+    assert deliveries == sorted(deliveries) and len(set(deliveries)) == len(deliveries) == 28
+
+
+def test_a_batch_with_a_rooms_own_webhook_records_every_event_as_before(hooked, livekit):
+    from conferences.models import WebhookDelivery, WebhookEndpoint
+
+    start = (timezone.now() + LEAD).replace(microsecond=0)
+    pks = scheduled(hooked, 3, start=start)
+    own = Room.objects.get(occurrences__pk=pks[1])
+    Room.objects.filter(pk=own.pk).update(
+        webhook_url="http://127.0.0.1:9/own", webhook_events=["session-started"]
+    )
+    room_services.prepare_occurrences(occurrence_pks=pks, now=start - LEAD)
+    assert len(room_services.start_occurrences(occurrence_pks=pks, now=start).started) == 3
+    endpoint = WebhookEndpoint.objects.get(room=own)
+    # The tenant's endpoint gets all six events, the room's own endpoint its one.
+    assert started_events("session-started") == started_events("occurrence.started") == 3
+    [mine] = WebhookDelivery.objects.filter(endpoint=endpoint).select_related("event")
+    assert mine.event.type == "session-started" and mine.event.room_id == own.room_id
+    assert mine.event.payload["data"]["session_id"] == RoomSession.objects.get(room=own).session_id
+
+
+def test_the_start_task_goes_through_its_batches_each_exactly_once(big, livekit, settings):
+    """A start task with more starts than SCHEDULE_START_BATCH commits batch after batch; run
+    again (a re-delivered message) it starts nothing more."""
+    from conferences import tasks
+
+    settings.SCHEDULE_START_BATCH = 2
+    start = timezone.now().replace(microsecond=0)
+    pks = scheduled(big, 5, start=start)
+    room_services.prepare_occurrences(occurrence_pks=pks, now=start - LEAD)
+    with CaptureQueriesContext(connection) as queries:
+        assert tasks.start_occurrences.apply(args=(pks,)).get() == 5
+    claims = [q for q in queries if q["sql"].startswith('UPDATE "conferences_occurrence"')]
+    assert len(claims) == 3  # batches of 2, 2 and 1
+    assert tasks.start_occurrences.apply(args=(pks,)).get() == 0
+    assert RoomSession.objects.filter(occurrence__in=pks).count() == 5
+    assert len(livekit.calls_to("CreateRoom")) == 5
 
 
 def test_not_pre_created_early_or_limited_plans_go_one_by_one(owner, big, livekit):
@@ -239,3 +304,17 @@ def test_a_room_recorded_automatically_starts_recording_with_its_batch(
     [egress] = livekit.calls_to("StartRoomCompositeEgress")
     assert egress.request.room_name == recorded.room_id
     assert Recording.objects.get().session == RoomSession.objects.get(room=recorded)
+
+
+def test_a_seconds_starts_are_split_into_tasks_run_at_once(settings):
+    from django.db import connection as db
+
+    from conferences import tasks
+
+    settings.SCHEDULE_START_TASKS = 4
+    assert tasks._start_parts(list(range(10))) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+    settings.SCHEDULE_START_TASKS = 1
+    parts = tasks._start_parts(list(range(2500)))  # at most START_TASK_SIZE to a transaction
+    assert [len(p) for p in parts] == [1000, 1000, 500] and sum(parts, []) == list(range(2500))
+    settings.SCHEDULE_START_TASKS = 0  # auto: SQLite's writers queue for one lock anyway
+    assert len(tasks._start_parts(list(range(8)))) == (1 if db.vendor == "sqlite" else 4)
