@@ -308,16 +308,29 @@ def room_for_guest_token(*, room_id: str, token: object) -> tuple[Room, str]:
     """The room and the identity a guest's join token proves. A missing, forged or expired
     token is Unauthorized; a valid token for another room (or a room that does not exist)
     is NotFound, exactly as for a room nobody can see."""
+    identity, livekit_room = guest_token_claims(token)
+    return guest_token_room(room_id=room_id, livekit_room=livekit_room), identity
+
+
+def guest_token_claims(token: object) -> tuple[str, str]:
+    """(identity, LiveKit room name) of a guest's join token Parley minted; no database.
+    A missing, forged or expired token is Unauthorized. The room is not checked yet: pair it
+    with `guest_token_room` (as `room_for_guest_token` does) before trusting the identity."""
     if not isinstance(token, str) or not token or len(token) > 4096 or not token.isascii():
         raise Unauthorized("Send your join token: Authorization: Bearer <token>")
     try:
-        identity, livekit_room = livekit.verify_client_token(token)
+        return livekit.verify_client_token(token)
     except livekit.LiveKitError:
         raise Unauthorized("Your join token is not valid or has expired: join again") from None
+
+
+def guest_token_room(*, room_id: str, livekit_room: str) -> Room:
+    """The room behind the join link `room_id` if a token for `livekit_room` is for it;
+    NotFound otherwise (another room's token, or no such room). One query."""
     room = room_by_public_id(room_id)
     if room is None or livekit_room != room.livekit_name:
         raise NotFound(ROOM_NOT_FOUND)
-    return room, identity
+    return room
 
 
 def open_room_named(*, tenant: Tenant, name: str, cached: bool = False) -> Room | None:

@@ -249,7 +249,13 @@ def own_stage_state(*, room_id: str, identity: str) -> Participant | None:
     """The identity's stage state while it is in the room (re-read for every socket message);
     None once it left or was removed, or the room ended."""
     room = access.room_by_public_id(room_id)
-    if room is None or room_phase(room) == "ended":
+    return None if room is None else stage_state_in(room=room, identity=identity)
+
+
+def stage_state_in(*, room: Room, identity: str) -> Participant | None:
+    """`own_stage_state` for a room already read: None once the identity left or the room
+    ended. One query."""
+    if room_phase(room) == "ended":
         return None
     return present_participant(room=room, identity=identity)
 

@@ -1,0 +1,131 @@
+"""The webinar join storm's path (bench/bench_storm.py measures it): the join page, the join
+and the stage socket, as a thousand viewers arriving at once take them. These tests pin
+behaviour and query counts, never timing."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import httpx
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+
+from dashboard.asgi import application
+from parley.pages import PageRoutes
+from tests.join_helpers import make_room
+
+
+def call(method: str, path: str, **kwargs) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=application, client=("198.51.100.9", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            return await c.request(method, path, **kwargs)
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def webinar(transactional_db, owner, livekit):
+    from conferences.services import rooms as room_services
+
+    room = make_room(owner, allow_webinar_mode=True, max_participants=1000)
+    return room_services.start_room(room=room)
+
+
+def test_page_routes_are_the_join_page_and_its_arrival_calls():
+    routes = PageRoutes(app=None, pages=object())
+    on_pool = ["/room/AbC123", "/room/AbC123/join", "/room/AbC123/state", "/room/abcd-efgh-ijkl"]
+    elsewhere = [
+        "/room/AbC123/host/secret",  # writes the host proof into the session: full ASGI path
+        "/room/AbC123/password",
+        "/room/AbC123/join/x",
+        "/api/v1/rooms/AbC123/tokens",
+        "/dashboard/",
+    ]
+    assert all(routes.paths.fullmatch(p) for p in on_pool)
+    assert not any(routes.paths.fullmatch(p) for p in elsewhere)
+
+
+def test_a_viewer_joins_through_the_served_app(webinar, livekit):
+    """Page (CSRF cookie, CSP nonce, media permissions), then join with that cookie: admitted
+    with a viewer token; the pool thread's answers keep every header of the full chain."""
+    page = call("GET", f"/room/{webinar.room_id}")
+    assert page.status_code == 200
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["Permissions-Policy"].startswith("camera=(self)")
+    assert page.headers["X-Frame-Options"] == "DENY"
+    csp = page.headers["Content-Security-Policy"]
+    nonce = re.search(r"'nonce-([^']+)'", csp).group(1)
+    assert f'<style nonce="{nonce}">' in page.text
+    assert livekit.ws_url.replace("ws://", "") in csp  # LiveKit in connect-src
+    csrf = page.cookies["csrftoken"]
+    assert "sessionid" not in page.cookies  # an anonymous viewer costs no session row
+
+    join = call(
+        "POST",
+        f"/room/{webinar.room_id}/join",
+        json={"name": "Viewer 1"},
+        headers={"X-CSRFToken": csrf, "Cookie": f"csrftoken={csrf}"},
+    )
+    assert join.status_code == 200, join.text
+    body = join.json()
+    assert body["status"] == "admitted" and body["role"] == "viewer"
+    claims = livekit.verify_join_token(body["token"])
+    assert claims["video"]["canPublish"] is False
+    assert join.headers["Cache-Control"] == "no-store"
+    assert join.headers["X-Request-ID"].startswith("req_")
+
+
+def test_the_pool_keeps_csrf_and_404s(webinar):
+    refused = call("POST", f"/room/{webinar.room_id}/join", json={"name": "Eve"})
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "CSRF_FAILED"
+    missing = call("GET", "/room/Nope12345678")
+    assert missing.status_code == 404
+    state = call("GET", f"/room/{webinar.room_id}/state")
+    assert state.status_code == 200 and state.json()["status"] == "open"
+
+
+def test_the_pool_is_bounded_by_settings():
+    from parley.pages import PageHandler
+
+    handler = PageHandler()
+    try:
+        assert handler.executor._max_workers == settings.PAGE_THREADS
+        # The full chain (CSRF, sessions...), not the lean one, in sync mode.
+        view_middleware = {type(m.__self__).__name__ for m in handler._view_middleware}
+        assert "CsrfViewMiddleware" in view_middleware
+        assert not handler._middleware_chain.__class__.__name__.startswith("Async")
+    finally:
+        handler.executor.shutdown()
+
+
+def _stage_socket(room_id: str) -> WebsocketCommunicator:
+    headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
+    return WebsocketCommunicator(application, f"/ws/rooms/{room_id}/stage", headers=headers)
+
+
+def test_a_thousand_style_viewer_reaches_its_stage_socket(webinar, livekit):
+    page = call("GET", f"/room/{webinar.room_id}")
+    csrf = page.cookies["csrftoken"]
+    token = call(
+        "POST",
+        f"/room/{webinar.room_id}/join",
+        json={"name": "Viewer 2"},
+        headers={"X-CSRFToken": csrf, "Cookie": f"csrftoken={csrf}"},
+    ).json()["token"]
+
+    async def scenario() -> dict:
+        ws = _stage_socket(webinar.room_id)
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"type": "auth", "token": token})
+        first = await ws.receive_json_from(timeout=5)
+        await ws.disconnect()
+        return first
+
+    first = async_to_sync(scenario)()
+    assert first["type"] == "stage" and first["event"] is None
+    assert first["role"] == "viewer" and first["hand_raised"] is False
