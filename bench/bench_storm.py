@@ -28,6 +28,7 @@ import inspect
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -189,6 +190,21 @@ def _server_pids(pid: int) -> list[int]:
     return pids + [int(c) for c in children]
 
 
+def _stop_stragglers(pids: list[int]) -> None:
+    """Kill worker processes that outlived their supervisor (AppServer stops the supervisor;
+    a worker still closing a thousand sockets when it is killed is left orphaned, and would
+    burn the next bench's CPU)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+        time.sleep(0.2)
+    for pid in pids:
+        try:
+            if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes():  # still ours
+                os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def _cpu(pids: list[int]) -> float:
     return sum((_proc_stat(p) or (0.0, 0))[0] for p in pids)
 
@@ -296,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         server_cpu = round(100 * (_cpu(pids) - cpu0) / wall, 1)
         rss = _rss_mb(_server_pids(server.pid))
         problems = [line for line in server.log_lines() if "Error" in line or "Traceback" in line]
+        workers_seen = _server_pids(server.pid)[1:]
+    _stop_stragglers(workers_seen)
 
     ok = result["admitted"] == viewers and result["connected"] == viewers
     print(

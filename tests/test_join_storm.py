@@ -129,3 +129,95 @@ def test_a_thousand_style_viewer_reaches_its_stage_socket(webinar, livekit):
     first = async_to_sync(scenario)()
     assert first["type"] == "stage" and first["event"] is None
     assert first["role"] == "viewer" and first["hand_raised"] is False
+
+
+# --- what one viewer costs: queries (a webinar's page, join and socket, a thousand times) ---
+
+
+def _ours(queries) -> list[str]:
+    """The statements of the join path outside the participant write (issue_token's, which
+    the token path owns and pins in its own tests)."""
+    return [
+        q["sql"]
+        for q in queries
+        if "conferences_participant" not in q["sql"]
+        and q["sql"].split()[0].upper() not in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE")
+    ]
+
+
+def test_the_page_costs_no_query_once_the_room_is_warm(webinar, django_assert_num_queries):
+    from django.test import Client
+
+    with django_assert_num_queries(2):  # the room (with its tenant), the brand
+        assert Client().get(f"/room/{webinar.room_id}").status_code == 200
+    # The next viewers: room and brand from the hot cache, no session, no user.
+    with django_assert_num_queries(0):
+        page = Client().get(f"/room/{webinar.room_id}")
+    assert page.status_code == 200 and "csrftoken" in page.cookies
+    assert "sessionid" not in page.cookies
+
+
+def test_the_join_reads_the_room_once_and_checks_bans(webinar, livekit):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.join_helpers import Browser
+
+    viewer = Browser(webinar)
+    viewer.page()  # warms the hot cache, sets the CSRF cookie
+    with CaptureQueriesContext(connection) as queries:
+        response = viewer.join("Viewer 3")
+    assert response.status_code == 200 and response.json()["status"] == "admitted"
+    ours = _ours(queries.captured_queries)
+    assert len(ours) == 2, ours  # lobby.join's fresh read of the room; the ban check
+    assert '"conferences_room"' in ours[0] and "conferences_waitingentry" in ours[1]
+
+
+def test_the_stage_socket_authenticates_with_two_queries(
+    webinar, livekit, django_assert_num_queries
+):
+    from conferences.consumers import _first_stage_state
+    from tests.join_helpers import Browser
+
+    token = Browser(webinar).join("Viewer 4").json()["token"]
+    identity, livekit_room = livekit.verify_join_token(token)["sub"], webinar.livekit_name
+    with django_assert_num_queries(2):  # the room behind the link; the participant
+        state = _first_stage_state(webinar.room_id, livekit_room, identity)
+    assert state is not None and state["role"] == "viewer"
+    # Another room's token, or an identity not in the room: no state (the socket closes).
+    assert _first_stage_state(webinar.room_id, "another-room", identity) is None
+    assert _first_stage_state(webinar.room_id, livekit_room, "nobody") is None
+
+
+# --- the cached room and brand never outlive a change made through the services ------------
+
+
+def test_a_brand_edit_shows_on_the_next_page(webinar, owner):
+    from branding.services import BrandInput, update_brand
+    from tests.join_helpers import Browser
+
+    assert "--brand: #2f5bea" in Browser(webinar).page().content.decode()  # cached now
+    update_brand(
+        actor=_admin(owner),
+        tenant=owner.tenant,
+        data=BrandInput("Acme Live", "#123456", "#14b8a6", False, None),
+    )
+    html = Browser(webinar).page().content.decode()
+    assert "--brand: #123456" in html and "Acme Live" in html
+
+
+def test_an_ended_room_shows_ended_on_the_next_page(webinar, livekit):
+    from conferences.services import rooms as room_services
+    from tests.join_helpers import Browser
+
+    assert Browser(webinar).config()["status"] == "open"  # cached now
+    room_services.stop_room(room=webinar)
+    assert Browser(webinar).config()["status"] == "ended"
+    joined = Browser(webinar).join("Late")
+    assert joined.json()["error"]["code"] == "ROOM_ENDED"
+
+
+def _admin(member):
+    from accounts.models import Membership
+
+    return Membership.objects.get(user=member.user, tenant=member.tenant)
