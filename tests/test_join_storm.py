@@ -157,31 +157,33 @@ def test_the_page_costs_no_query_once_the_room_is_warm(webinar, django_assert_nu
     assert "sessionid" not in page.cookies
 
 
-def test_the_join_reads_the_room_once_and_checks_bans(webinar, livekit):
+def test_a_warm_join_reads_neither_room_nor_bans(webinar, livekit):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from tests.join_helpers import Browser
 
-    viewer = Browser(webinar)
-    viewer.page()  # warms the hot cache, sets the CSRF cookie
+    first = Browser(webinar, ip="192.0.2.10")
+    first.page()  # the room and brand into the hot cache
     with CaptureQueriesContext(connection) as queries:
-        response = viewer.join("Viewer 3")
-    assert response.status_code == 200 and response.json()["status"] == "admitted"
+        assert first.join("Viewer 3").json()["status"] == "admitted"
     ours = _ours(queries.captured_queries)
-    assert len(ours) == 2, ours  # lobby.join's fresh read of the room; the ban check
-    assert '"conferences_room"' in ours[0] and "conferences_waitingentry" in ours[1]
+    assert len(ours) == 1 and "conferences_waitingentry" in ours[0], ours  # the session's bans
+
+    second = Browser(webinar, ip="192.0.2.11")
+    second.page()
+    with CaptureQueriesContext(connection) as queries:
+        assert second.join("Viewer 4").json()["status"] == "admitted"
+    assert _ours(queries.captured_queries) == []  # room and bans from the hot cache
 
 
-def test_the_stage_socket_authenticates_with_two_queries(
-    webinar, livekit, django_assert_num_queries
-):
+def test_the_stage_socket_authenticates_with_one_query(webinar, livekit, django_assert_num_queries):
     from conferences.consumers import _first_stage_state
     from tests.join_helpers import Browser
 
     token = Browser(webinar).join("Viewer 4").json()["token"]
     identity, livekit_room = livekit.verify_join_token(token)["sub"], webinar.livekit_name
-    with django_assert_num_queries(2):  # the room behind the link; the participant
+    with django_assert_num_queries(1):  # the participant (the room: hot cache, from the join)
         state = _first_stage_state(webinar.room_id, livekit_room, identity)
     assert state is not None and state["role"] == "viewer"
     # Another room's token, or an identity not in the room: no state (the socket closes).
