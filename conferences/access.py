@@ -340,11 +340,10 @@ def guest_token_claims(token: object) -> tuple[str, str]:
         raise Unauthorized("Your join token is not valid or has expired: join again") from None
 
 
-def guest_token_room(*, room_id: str, livekit_room: str, cached: bool = False) -> Room:
+def guest_token_room(*, room_id: str, livekit_room: str) -> Room:
     """The room behind the join link `room_id` if a token for `livekit_room` is for it;
-    NotFound otherwise (another room's token, or no such room). One query, or with `cached`
-    none while the hot cache holds the room (`room_for_join_page`; read-only)."""
-    room = room_for_join_page(room_id=room_id) if cached else room_by_public_id(room_id)
+    NotFound otherwise (another room's token, or no such room). One query."""
+    room = room_by_public_id(room_id)
     if room is None or livekit_room != room.livekit_name:
         raise NotFound(ROOM_NOT_FOUND)
     return room

@@ -362,10 +362,11 @@ class HostConsumer(JsonSocket):
 
 def _first_stage_state(room_id: str, livekit_room: str, identity: str) -> dict[str, Any] | None:
     """A guest's stage state when its socket authenticates, if its token is for this room
-    and it is in the room now: one thread hop; the room from the hot cache (the join page
-    put it there; every room service invalidates it), the participant read (one query)."""
+    and it is in the room now: one thread hop, the room and the participant read once each
+    (two queries). Not from the hot cache: a socket's thread hop runs in the socket's own
+    context, where Django's cache handler would open a new Redis connection every time."""
     try:
-        room = access.guest_token_room(room_id=room_id, livekit_room=livekit_room, cached=True)
+        room = access.guest_token_room(room_id=room_id, livekit_room=livekit_room)
     except ServiceError:
         return None
     participant = selectors.stage_state_in(room=room, identity=identity)
