@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from conferences.models import Room
-from parley import hotcache
 
 from .models import Brand
 
@@ -55,14 +54,9 @@ def brand_for_room(room: Room) -> PageBrand:
 
 
 def cached_brand_for_room(room: Room) -> PageBrand:
-    """`brand_for_room` from the process's hot cache (parley.hotcache): the join page of a
-    webinar is loaded by everyone at once, and the brand is the same for all of them.
-    Branding services (and room changes) invalidate the tenant, so an edit shows at once;
-    one query on a miss, none on a hit."""
-    key = f"{room.pk}:{room.custom_logo_url}"
-    brand: PageBrand | None = hotcache.get("brand", key)
-    if brand is None:
-        generation = hotcache.generation(room.tenant_id)
-        brand = brand_for_room(room)
-        hotcache.put("brand", key, brand, tenant_id=room.tenant_id, generation=generation)
-    return brand
+    """`brand_for_room`, once per hot-cached room (conferences.access.derived): the join
+    page of a webinar is loaded by everyone at once, and the brand is the same for all of
+    them. Branding services invalidate the tenant's hot cache, so an edit shows at once."""
+    from conferences.access import derived
+
+    return derived(room, "brand", lambda: brand_for_room(room))

@@ -24,9 +24,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
+from django.db.models import QuerySet
 
 from accounts.models import Membership, Tenant, User
 from conferences import livekit
@@ -34,6 +36,8 @@ from conferences.models import Room
 from conferences.roles import Role
 from conferences.services.errors import AccessRequired, Forbidden, NotFound, Unauthorized
 from parley import hotcache
+
+T = TypeVar("T")
 
 ROOM_NOT_FOUND = "Room not found"
 
@@ -206,12 +210,19 @@ def room_by_public_id(room_id: str) -> Room | None:
     """The room behind a join link (its public id is the credential-free part of the URL);
     its VideoSDK-compatible roomId (`abcd-efgh-ijkl`) names it too. Rooms behind direct calls
     are joined only with the handshake's tokens, never by link."""
-    rooms = Room.objects.select_related("tenant").listed()
+    rooms = link_rooms(room_id)
+    return None if rooms is None else rooms.select_related("tenant").first()
+
+
+def link_rooms(room_id: str) -> QuerySet[Room] | None:
+    """The rooms (at most one) a join link's `room_id` names, as a query to build on; None
+    when it cannot name one."""
+    rooms = Room.objects.listed()
     if well_formed(MEETING_ID, room_id):
-        return rooms.filter(meeting_id=room_id).first()
+        return rooms.filter(meeting_id=room_id)
     if not well_formed_room_id(room_id):
         return None
-    return rooms.filter(room_id=room_id).first()
+    return rooms.filter(room_id=room_id)
 
 
 def room_for_join_link(*, room_id: str) -> Room:
@@ -235,6 +246,19 @@ def room_for_join_page(*, room_id: str) -> Room:
         generation = hotcache.generation(room.tenant_id)
         hotcache.put("link", room_id, room, tenant_id=room.tenant_id, generation=generation)
     return room
+
+
+def derived(room: Room, name: str, compute: Callable[[], T]) -> T:
+    """`compute()`, kept on this `room` instance under `name`: what a join page derives from
+    its room (the brand, the session's bans) is computed once per hot-cached instance
+    (`room_for_join_page`) instead of once per viewer. The instance is replaced as soon as
+    the tenant's hot-cache generation moves (a room, brand or ban change through the
+    services), so a derived value never outlives what it was derived from; on a room read
+    for one request it lives as long as that request."""
+    memo: dict[str, Any] = room.__dict__.setdefault("_parley_derived", {})
+    if name not in memo:
+        memo[name] = compute()
+    return memo[name]
 
 
 def room_for_tenant(*, tenant: Tenant, room_id: str) -> Room:

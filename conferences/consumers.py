@@ -362,14 +362,10 @@ class HostConsumer(JsonSocket):
 
 def _first_stage_state(room_id: str, livekit_room: str, identity: str) -> dict[str, Any] | None:
     """A guest's stage state when its socket authenticates, if its token is for this room
-    and it is in the room now: one thread hop, the room and the participant read once each
-    (two queries). Not from the hot cache: a socket's thread hop runs in the socket's own
-    context, where Django's cache handler would open a new Redis connection every time."""
-    try:
-        room = access.guest_token_room(room_id=room_id, livekit_room=livekit_room)
-    except ServiceError:
-        return None
-    participant = selectors.stage_state_in(room=room, identity=identity)
+    and it is in the room now: one thread hop, one query (selectors.present_guest)."""
+    participant = selectors.present_guest(
+        room_id=room_id, livekit_room=livekit_room, identity=identity
+    )
     return None if participant is None else dict(shapes.own_stage_json(participant))
 
 

@@ -177,15 +177,13 @@ def test_a_warm_join_reads_neither_room_nor_bans(webinar, livekit):
     assert _ours(queries.captured_queries) == []  # room and bans from the hot cache
 
 
-def test_the_stage_socket_authenticates_with_two_queries(
-    webinar, livekit, django_assert_num_queries
-):
+def test_the_stage_socket_authenticates_with_one_query(webinar, livekit, django_assert_num_queries):
     from conferences.consumers import _first_stage_state
     from tests.join_helpers import Browser
 
     token = Browser(webinar).join("Viewer 4").json()["token"]
     identity, livekit_room = livekit.verify_join_token(token)["sub"], webinar.livekit_name
-    with django_assert_num_queries(2):  # the room behind the link; the participant
+    with django_assert_num_queries(1):  # the participant with its room (a join)
         state = _first_stage_state(webinar.room_id, livekit_room, identity)
     assert state is not None and state["role"] == "viewer"
     # Another room's token, or an identity not in the room: no state (the socket closes).

@@ -108,24 +108,23 @@ def banned(*, room: Room, visitor: Visitor) -> bool:
     """Whether a host banned this visitor from `room` during its current live session: by
     the browser's own earlier entries, its address, its account or its proven email.
 
-    The session's bans are few and every join asks: they are read once into the hot cache
-    (parley.hotcache; a ban invalidates it in every process on commit, end_admissions) and
-    matched here, so a webinar's thousand joins do not each query them."""
+    The session's bans are few and every join asks: they are read once per hot-cached room
+    (access.derived; a ban invalidates the tenant's hot cache on commit, end_admissions)
+    and matched here, so a webinar's thousand joins do not each query them."""
     since = room.live_since or room.started_at
-    key = f"{room.pk}:{since.timestamp() if since is not None else ''}"
-    bans: list[tuple[str, str, int | None, str]] | None = hotcache.get("bans", key)
-    if bans is None:
-        generation = hotcache.generation(room.tenant_id)
+
+    def load() -> list[tuple[str, str, int | None, str]]:
         rows = WaitingEntry.objects.filter(room=room, status=WaitingEntry.Status.BANNED)
         if since is not None:
             rows = rows.filter(decided_at__gte=since)
-        bans = [
+        return [
             (entry_id, client_key, user_id, email.upper())
             for entry_id, client_key, user_id, email in rows.values_list(
                 "entry_id", "client_key", "user_id", "email"
             )
         ]
-        hotcache.put("bans", key, bans, tenant_id=room.tenant_id, generation=generation)
+
+    bans = access.derived(room, "bans", load)
     user = visitor.user if visitor.user is not None and visitor.user.is_authenticated else None
     email = visitor.email.upper()
     for entry_id, client_key, user_id, banned_email in bans:
