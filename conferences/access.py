@@ -236,10 +236,11 @@ def room_for_join_page(*, room_id: str) -> Room:
     """`room_for_join_link` from the process's hot cache (parley.hotcache: at most
     HOT_CACHE_SECONDS old, dropped everywhere when a service changes one of the tenant's
     rooms), for the join page and its join and state calls, which a webinar's viewers all
-    make within seconds. READ-ONLY: services that decide (lobby.join) read the room again.
-    The tenant is known only once the room is read, so its generation is read after the
-    row: a change committed in between is seen within HOT_CACHE_SECONDS (as one made
-    outside the services)."""
+    make within seconds. READ-ONLY: pass it to services that only decide on it (lobby.join,
+    as the token path passes `room_for_token`'s to issue_token); services that write re-read
+    and lock the row. The tenant is known only once the room is read, so its generation is
+    read after the row: a change committed in between is seen within HOT_CACHE_SECONDS (as
+    one made outside the services)."""
     room: Room | None = hotcache.get("link", room_id)
     if room is None:
         room = room_for_join_link(room_id=room_id)

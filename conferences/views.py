@@ -261,8 +261,8 @@ def room_json(
     lookup, JSON body, and service errors translated to the envelope. With `signed_token`,
     a request carrying an Authorization header is authorised by that token instead of the
     session, so the CSRF check (which protects ambient cookies) does not apply to it. With
-    `cached_room`, the room comes from the hot cache (read-only: for views that only show
-    it or hand it to a service that reads it again)."""
+    `cached_room`, the room comes from the hot cache (access.room_for_join_page: read-only,
+    for views that show it or hand it to a service that only decides on it)."""
 
     def decorate(view: Handler) -> Callable[..., JsonResponse]:
         @csrf_exempt  # checked below, so a failure answers JSON rather than an HTML page
@@ -360,7 +360,7 @@ def check_code(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonRe
     return JsonResponse({"ok": True, "email": email})
 
 
-@room_json("POST", signed_token=True, cached_room=True)  # lobby.join reads it again
+@room_json("POST", signed_token=True, cached_room=True)  # a webinar's audience at once
 def join(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse:
     token = _signed_token(request)
     if token is not None:
