@@ -1,8 +1,9 @@
 """Webinar join storm: BENCH_STORM_VIEWERS (1,000) viewers join one webinar within
 BENCH_STORM_SECONDS (10) s, each as a browser does: the join page (``GET /room/<id>``, which
 sets the CSRF cookie), the join (``POST /room/<id>/join``, the room's default role: a viewer,
-admitted at once with a LiveKit token) and the stage socket (``/ws/rooms/<id>/stage?token=``,
-connected once its first message, the stage snapshot, arrives). Viewer i starts at
+admitted at once with a LiveKit token) and the stage socket (``/ws/rooms/<id>/stage``,
+authenticated by its first message ``{"type": "auth", "token"}`` as stage.js does, connected
+once the server's first message, the stage snapshot, arrives). Viewer i starts at
 i * SECONDS / VIEWERS s; each has its own cookies and connections.
 
 The server is Parley as `make run` serves it (uvicorn, ``dashboard.asgi:application``; the
@@ -26,17 +27,19 @@ import asyncio
 import inspect
 import json
 import os
+import secrets
+import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
+    ROOT,
     AppServer,
     BenchError,
     _percentile,
@@ -118,11 +121,13 @@ async def _storm(base: str, room_id: str, viewers: int, seconds: float) -> dict[
                     return rec
                 rec["admitted"] = True
                 ws = await session.ws_connect(
-                    f"{ws_base}/ws/rooms/{room_id}/stage?token={quote(token)}",
+                    f"{ws_base}/ws/rooms/{room_id}/stage",
                     origin=base,
                     autoping=True,
                     heartbeat=None,
                 )
+                # As stage.js does: the token is the first message, never in the URL.
+                await ws.send_json({"type": "auth", "token": token})
                 message = await ws.receive(timeout=STEP_TIMEOUT)
                 if message.type != aiohttp.WSMsgType.TEXT:
                     rec["error"] = f"stage socket {message.type.name}"
@@ -185,6 +190,21 @@ def _server_pids(pid: int) -> list[int]:
     return pids + [int(c) for c in children]
 
 
+def _stop_stragglers(pids: list[int]) -> None:
+    """Kill worker processes that outlived their supervisor (AppServer stops the supervisor;
+    a worker still closing a thousand sockets when it is killed is left orphaned, and would
+    burn the next bench's CPU)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+        time.sleep(0.2)
+    for pid in pids:
+        try:
+            if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes():  # still ours
+                os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def _cpu(pids: list[int]) -> float:
     return sum((_proc_stat(p) or (0.0, 0))[0] for p in pids)
 
@@ -201,6 +221,28 @@ def _rss_mb(pids: list[int]) -> float:
     return round(total / 1024, 1)
 
 
+def collect_static() -> None:
+    """The production command (DEBUG=0) serves the join page's CSS and scripts from the
+    collected, hashed files (`make run` collects them too): without them every page is a
+    500 "Missing staticfiles manifest entry"."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "collectstatic", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        # As the production command runs: DEBUG=0 selects the manifest storage.
+        env={
+            **os.environ,
+            "DEBUG": "0",
+            "SECRET_KEY": secrets.token_urlsafe(60),
+            "LIVEKIT_API_SECRET": secrets.token_hex(20),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"collectstatic failed:\n{done.stdout[-1000:]}{done.stderr[-2000:]}")
+
+
 def main(argv: list[str] | None = None) -> int:
     import httpx
     from bench_stage import raise_open_files
@@ -211,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     # REDIS_URL one worker, as `make run` serves it.
     workers = env_int("BENCH_STORM_WORKERS", 2 if os.environ.get("REDIS_URL") else 1)
     files = raise_open_files(viewers * 3 + 500)
+    collect_static()
     options: dict[str, Any] = {"workers": workers, "startup_timeout": 60}
     if "production" in inspect.signature(AppServer).parameters:
         options["production"] = True  # the production server command, where there is one
@@ -269,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         server_cpu = round(100 * (_cpu(pids) - cpu0) / wall, 1)
         rss = _rss_mb(_server_pids(server.pid))
         problems = [line for line in server.log_lines() if "Error" in line or "Traceback" in line]
+        workers_seen = _server_pids(server.pid)[1:]
+    _stop_stragglers(workers_seen)
 
     ok = result["admitted"] == viewers and result["connected"] == viewers
     print(

@@ -51,3 +51,12 @@ def brand_for_room(room: Room) -> PageBrand:
         accent_color=_colour(brand.accent_color if brand else "", DEFAULT_ACCENT),
         white_label=white_label,
     )
+
+
+def cached_brand_for_room(room: Room) -> PageBrand:
+    """`brand_for_room`, once per hot-cached room (conferences.access.derived): the join
+    page of a webinar is loaded by everyone at once, and the brand is the same for all of
+    them. Branding services invalidate the tenant's hot cache, so an edit shows at once."""
+    from conferences.access import derived
+
+    return derived(room, "brand", lambda: brand_for_room(room))

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Tenant
 from accounts.services import AccountError, NotAllowed, role_at_least
+from parley import hotcache
 
 from . import dns
 from .dashboard_selectors import challenge_name, challenge_value, forget_host
@@ -107,6 +108,7 @@ def update_brand(*, actor: Membership, tenant: Tenant, data: BrandInput) -> Bran
             BrandLogo.objects.filter(tenant=tenant).delete()  # a URL replaces an upload
         brand.logo_url = url
     brand.save()
+    hotcache.invalidate_tenant(tenant.pk)  # join pages' cached brand
     return brand
 
 
@@ -138,6 +140,7 @@ def upload_logo(*, actor: Membership, tenant: Tenant, data: bytes, base_url: str
     brand, _ = Brand.objects.select_for_update().get_or_create(tenant=tenant)
     brand.logo_url = f"{base_url.rstrip('/')}/brand/logo/{sha}"
     brand.save(update_fields=["logo_url", "updated_at"])
+    hotcache.invalidate_tenant(tenant.pk)  # join pages' cached brand
     return brand
 
 
@@ -146,6 +149,7 @@ def remove_logo(*, actor: Membership, tenant: Tenant) -> None:
     _require_admin(actor)
     BrandLogo.objects.filter(tenant=tenant).delete()
     Brand.objects.filter(tenant=tenant).update(logo_url="", updated_at=timezone.now())
+    hotcache.invalidate_tenant(tenant.pk)  # join pages' cached brand
 
 
 # --- the custom domain ------------------------------------------------------------------------

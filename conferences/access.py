@@ -25,9 +25,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
+from django.db.models import QuerySet
 
 from accounts.models import Membership, Tenant, User
 from conferences import livekit
@@ -35,6 +37,8 @@ from conferences.models import Room
 from conferences.roles import Role
 from conferences.services.errors import AccessRequired, Forbidden, NotFound, Unauthorized
 from parley import hotcache
+
+T = TypeVar("T")
 
 ROOM_NOT_FOUND = "Room not found"
 
@@ -212,12 +216,19 @@ def room_by_public_id(room_id: str) -> Room | None:
     """The room behind a join link (its public id is the credential-free part of the URL);
     its VideoSDK-compatible roomId (`abcd-efgh-ijkl`) names it too. Rooms behind direct calls
     are joined only with the handshake's tokens, never by link."""
-    rooms = Room.objects.select_related("tenant").listed()
+    rooms = link_rooms(room_id)
+    return None if rooms is None else rooms.select_related("tenant").first()
+
+
+def link_rooms(room_id: str) -> QuerySet[Room] | None:
+    """The rooms (at most one) a join link's `room_id` names, as a query to build on; None
+    when it cannot name one."""
+    rooms = Room.objects.listed()
     if well_formed(MEETING_ID, room_id):
-        return rooms.filter(meeting_id=room_id).first()
+        return rooms.filter(meeting_id=room_id)
     if not well_formed_room_id(room_id):
         return None
-    return rooms.filter(room_id=room_id).first()
+    return rooms.filter(room_id=room_id)
 
 
 def room_for_join_link(*, room_id: str) -> Room:
@@ -225,6 +236,36 @@ def room_for_join_link(*, room_id: str) -> Room:
     if room is None:
         raise NotFound(ROOM_NOT_FOUND)
     return room
+
+
+def room_for_join_page(*, room_id: str) -> Room:
+    """`room_for_join_link` from the process's hot cache (parley.hotcache: at most
+    HOT_CACHE_SECONDS old, dropped everywhere when a service changes one of the tenant's
+    rooms), for the join page and its join and state calls, which a webinar's viewers all
+    make within seconds. READ-ONLY: pass it to services that only decide on it (lobby.join,
+    as the token path passes `room_for_token`'s to issue_token); services that write re-read
+    and lock the row. The tenant is known only once the room is read, so its generation is
+    read after the row: a change committed in between is seen within HOT_CACHE_SECONDS (as
+    one made outside the services)."""
+    room: Room | None = hotcache.get("link", room_id)
+    if room is None:
+        room = room_for_join_link(room_id=room_id)
+        generation = hotcache.generation(room.tenant_id)
+        hotcache.put("link", room_id, room, tenant_id=room.tenant_id, generation=generation)
+    return room
+
+
+def derived(room: Room, name: str, compute: Callable[[], T]) -> T:
+    """`compute()`, kept on this `room` instance under `name`: what a join page derives from
+    its room (the brand, the session's bans) is computed once per hot-cached instance
+    (`room_for_join_page`) instead of once per viewer. The instance is replaced as soon as
+    the tenant's hot-cache generation moves (a room, brand or ban change through the
+    services), so a derived value never outlives what it was derived from; on a room read
+    for one request it lives as long as that request."""
+    memo: dict[str, Any] = room.__dict__.setdefault("_parley_derived", {})
+    if name not in memo:
+        memo[name] = compute()
+    return memo[name]
 
 
 def room_for_tenant(*, tenant: Tenant, room_id: str) -> Room:
@@ -314,16 +355,29 @@ def room_for_guest_token(*, room_id: str, token: object) -> tuple[Room, str]:
     """The room and the identity a guest's join token proves. A missing, forged or expired
     token is Unauthorized; a valid token for another room (or a room that does not exist)
     is NotFound, exactly as for a room nobody can see."""
+    identity, livekit_room = guest_token_claims(token)
+    return guest_token_room(room_id=room_id, livekit_room=livekit_room), identity
+
+
+def guest_token_claims(token: object) -> tuple[str, str]:
+    """(identity, LiveKit room name) of a guest's join token Parley minted; no database.
+    A missing, forged or expired token is Unauthorized. The room is not checked yet: pair it
+    with `guest_token_room` (as `room_for_guest_token` does) before trusting the identity."""
     if not isinstance(token, str) or not token or len(token) > 4096 or not token.isascii():
         raise Unauthorized("Send your join token: Authorization: Bearer <token>")
     try:
-        identity, livekit_room = livekit.verify_client_token(token)
+        return livekit.verify_client_token(token)
     except livekit.LiveKitError:
         raise Unauthorized("Your join token is not valid or has expired: join again") from None
+
+
+def guest_token_room(*, room_id: str, livekit_room: str) -> Room:
+    """The room behind the join link `room_id` if a token for `livekit_room` is for it;
+    NotFound otherwise (another room's token, or no such room). One query."""
     room = room_by_public_id(room_id)
     if room is None or livekit_room != room.livekit_name:
         raise NotFound(ROOM_NOT_FOUND)
-    return room, identity
+    return room
 
 
 def open_room_named(*, tenant: Tenant, name: str, cached: bool = False) -> Room | None:

@@ -249,7 +249,33 @@ def own_stage_state(*, room_id: str, identity: str) -> Participant | None:
     """The identity's stage state while it is in the room (re-read for every socket message);
     None once it left or was removed, or the room ended."""
     room = access.room_by_public_id(room_id)
-    if room is None or room_phase(room) == "ended":
+    return None if room is None else stage_state_in(room=room, identity=identity)
+
+
+def present_guest(*, room_id: str, livekit_room: str, identity: str) -> Participant | None:
+    """`identity`'s stage state (with its room) if it is in the room behind the join link
+    `room_id`, that room is LiveKit's `livekit_room` (its join token's room) and has not
+    ended; else None. One query: a guest's stage socket asks this as it connects."""
+    rooms = access.link_rooms(room_id)
+    if rooms is None:
+        return None
+    participant = (
+        Participant.objects.present()
+        .select_related("room")
+        .filter(room__in=rooms, identity=identity)
+        .first()
+    )
+    if participant is None or participant.room.livekit_name != livekit_room:
+        return None
+    if room_phase(participant.room) == "ended":
+        return None
+    return participant
+
+
+def stage_state_in(*, room: Room, identity: str) -> Participant | None:
+    """`own_stage_state` for a room already read: None once the identity left or the room
+    ended. One query."""
+    if room_phase(room) == "ended":
         return None
     return present_participant(room=room, identity=identity)
 

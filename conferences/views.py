@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
 from accounts.models import Membership
-from branding.selectors import brand_for_room
+from branding.selectors import cached_brand_for_room
 from parley import jsontext
 from parley.clientip import client_ip
 from parley.headers import media_page
@@ -35,8 +35,10 @@ from .shapes import format_datetime, own_stage_json
 MAX_BODY = 16 * 1024
 
 
-def _room_or_404(room_id: str) -> Room:
+def _room_or_404(room_id: str, *, cached: bool = False) -> Room:
     try:
+        if cached:
+            return access.room_for_join_page(room_id=room_id)
         return access.room_for_join_link(room_id=room_id)
     except NotFound:
         raise Http404("Room not found") from None
@@ -145,7 +147,7 @@ def _render_join(
         {
             "room": room,
             "config": config,
-            "brand": brand_for_room(room),
+            "brand": cached_brand_for_room(room),
             "initial_view": _initial_view(config),
         },
     )
@@ -156,7 +158,8 @@ def _render_join(
 @media_page
 @ensure_csrf_cookie
 def join_page(request: HttpRequest, room_id: str) -> HttpResponse:
-    return _render_join(request, _room_or_404(room_id))
+    # Every viewer of a webinar loads this page at once: the room from the hot cache.
+    return _render_join(request, _room_or_404(room_id, cached=True))
 
 
 @media_page
@@ -252,12 +255,14 @@ def _signed_token(request: HttpRequest) -> str | None:
 
 
 def room_json(
-    method: str, *, signed_token: bool = False
+    method: str, *, signed_token: bool = False, cached_room: bool = False
 ) -> Callable[[Handler], Callable[..., JsonResponse]]:
     """A JSON endpoint under /room/<room_id>/: method check, CSRF (with a JSON answer), room
     lookup, JSON body, and service errors translated to the envelope. With `signed_token`,
     a request carrying an Authorization header is authorised by that token instead of the
-    session, so the CSRF check (which protects ambient cookies) does not apply to it."""
+    session, so the CSRF check (which protects ambient cookies) does not apply to it. With
+    `cached_room`, the room comes from the hot cache (access.room_for_join_page: read-only,
+    for views that show it or hand it to a service that only decides on it)."""
 
     def decorate(view: Handler) -> Callable[..., JsonResponse]:
         @csrf_exempt  # checked below, so a failure answers JSON rather than an HTML page
@@ -277,7 +282,13 @@ def room_json(
                     code="CSRF_FAILED",
                     message="Reload the page and try again",
                 )
-            room = access.room_by_public_id(room_id)
+            try:
+                if cached_room:
+                    room: Room | None = access.room_for_join_page(room_id=room_id)
+                else:
+                    room = access.room_by_public_id(room_id)
+            except NotFound:
+                room = None
             if room is None:
                 return json_error(
                     request, status_code=404, code="NOT_FOUND", message=access.ROOM_NOT_FOUND
@@ -309,7 +320,7 @@ def room_json(
     return decorate
 
 
-@room_json("GET")
+@room_json("GET", cached_room=True)
 def room_state(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse:
     state = selectors.room_state(room)
     return JsonResponse(
@@ -349,7 +360,7 @@ def check_code(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonRe
     return JsonResponse({"ok": True, "email": email})
 
 
-@room_json("POST", signed_token=True)
+@room_json("POST", signed_token=True, cached_room=True)  # a webinar's audience at once
 def join(request: HttpRequest, room: Room, body: dict[str, Any]) -> JsonResponse:
     token = _signed_token(request)
     if token is not None:

@@ -15,11 +15,13 @@ from branding.middleware import CustomDomainOriginValidator  # noqa: E402
 from conferences.routing import websocket_urlpatterns  # noqa: E402
 from dashboard.routing import websocket_urlpatterns as dashboard_websockets  # noqa: E402
 from parley.asgi import LeanRoutes, StaticFiles  # noqa: E402
+from parley.pages import PageRoutes  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Static files before Django; the join-token routes through a lean middleware chain.
-        "http": StaticFiles(LeanRoutes(django_asgi_app)),
+        # Static files before Django; the join-token routes through a lean middleware chain;
+        # the join page's routes on a fixed thread pool (parley/pages.py).
+        "http": StaticFiles(LeanRoutes(PageRoutes(django_asgi_app))),
         # ALLOWED_HOSTS, plus tenants' verified custom domains (their join pages' sockets).
         "websocket": CustomDomainOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns + dashboard_websockets))

@@ -117,6 +117,16 @@ LEAN_PATHS = [
     r"/api/rooms/join",  # Interactive Show facade
     r"/api/conferences-public/createToken",  # Callaba facade
 ]
+# The join page and the calls a viewer makes on arrival run on a fixed pool of threads with
+# the full chain above, synchronously (parley.pages.PageRoutes): one thread hand-off per
+# request instead of a thread per request, so a webinar's join storm queues on the event
+# loop instead of exhausting the database pool. PAGE_THREADS per process; keep
+# LEAN_THREADS + PAGE_THREADS near DATABASE_POOL_MAX_SIZE.
+PAGE_THREADS = envint("PAGE_THREADS", 4)
+PAGE_PATHS = [
+    r"/room/[A-Za-z0-9-]{1,32}",  # the join page
+    r"/room/[A-Za-z0-9-]{1,32}/(?:join|state)",  # its join and state calls
+]
 
 ROOT_URLCONF = "dashboard.urls"
 WSGI_APPLICATION = None

@@ -16,14 +16,13 @@ from datetime import datetime, timedelta
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from conferences import access, events, selectors
 from conferences.access import Visitor
 from conferences.models import Room, WaitingEntry
 from conferences.roles import Role
-from parley import ratelimit
+from parley import hotcache, ratelimit
 
 from . import rooms as room_services
 from .errors import Forbidden, InvalidInput, InvalidState, LockedOut, NotFound, RoomFull
@@ -66,9 +65,12 @@ def join(*, room: Room, name: object, visitor: Visitor) -> JoinResult:
     """Let a browser into `room`: hosts at once with their host role; others after the
     access policy, into the lobby when the room has a waiting room, else at once. A visitor
     the tenant's server vouched for (a signed participant token) joins with that identity,
-    skips the waiting room, and reopens an ended (not deactivated) room."""
+    skips the waiting room, and reopens an ended (not deactivated) room.
+
+    `room` may come from the hot cache (access.room_for_join_page: every room service
+    invalidates it on commit, in every process), as the API's token path uses it: a webinar's
+    thousand joins then read no room row. Writes re-read it (start_room locks the row)."""
     name = clean_display_name(name)
-    room = Room.objects.get(pk=room.pk)
     vouched = access.vouched_for(room, visitor)
     identity = vouched.participant_id if vouched is not None else None
     if (
@@ -104,19 +106,36 @@ def join(*, room: Room, name: object, visitor: Visitor) -> JoinResult:
 
 def banned(*, room: Room, visitor: Visitor) -> bool:
     """Whether a host banned this visitor from `room` during its current live session: by
-    the browser's own earlier entries, its address, its account or its proven email."""
+    the browser's own earlier entries, its address, its account or its proven email.
+
+    The session's bans are few and every join asks: they are read once per hot-cached room
+    (access.derived; a ban invalidates the tenant's hot cache on commit, end_admissions)
+    and matched here, so a webinar's thousand joins do not each query them."""
     since = room.live_since or room.started_at
-    bans = WaitingEntry.objects.filter(room=room, status=WaitingEntry.Status.BANNED)
-    if since is not None:
-        bans = bans.filter(decided_at__gte=since)
-    who = Q(entry_id__in=list(visitor.entries))
-    if visitor.client:
-        who |= Q(client_key=visitor.client)
-    if visitor.user is not None and visitor.user.is_authenticated:
-        who |= Q(user=visitor.user)
-    if visitor.email:
-        who |= Q(email__iexact=visitor.email)
-    return bans.filter(who).exists()
+
+    def load() -> list[tuple[str, str, int | None, str]]:
+        rows = WaitingEntry.objects.filter(room=room, status=WaitingEntry.Status.BANNED)
+        if since is not None:
+            rows = rows.filter(decided_at__gte=since)
+        return [
+            (entry_id, client_key, user_id, email.upper())
+            for entry_id, client_key, user_id, email in rows.values_list(
+                "entry_id", "client_key", "user_id", "email"
+            )
+        ]
+
+    bans = access.derived(room, "bans", load)
+    user = visitor.user if visitor.user is not None and visitor.user.is_authenticated else None
+    email = visitor.email.upper()
+    for entry_id, client_key, user_id, banned_email in bans:
+        if (
+            entry_id in visitor.entries
+            or (visitor.client and client_key == visitor.client)
+            or (user is not None and user_id == user.pk)
+            or (email and banned_email == email)
+        ):
+            return True
+    return False
 
 
 def end_admissions(*, room: Room, identity: str, ban: bool) -> int:
@@ -133,6 +152,7 @@ def end_admissions(*, room: Room, identity: str, ban: bool) -> int:
     if ban:
         reason = "A host removed you from this room and you cannot ask to join again"
         _settle(entries, WaitingEntry.Status.BANNED, reason)
+        hotcache.invalidate_tenant(room.tenant_id)  # banned()'s cached list of the bans
     else:
         _settle(entries, WaitingEntry.Status.REMOVED, "A host removed you from this room")
     return len(entries)

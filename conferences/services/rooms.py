@@ -419,6 +419,7 @@ def rotate_host_link(*, room: Room) -> Room:
     room = Room.objects.select_for_update().get(pk=room.pk)
     room.host_secret = new_host_secret()
     room.save(update_fields=["host_secret", "updated_at"])
+    hotcache.invalidate_tenant(room.tenant_id)  # join pages' cached room (host proofs)
     events.notify_on_commit(events.room_group(room.room_id), {"type": "host.revoked"})
     return room
 
