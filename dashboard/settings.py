@@ -111,7 +111,7 @@ LEAN_MIDDLEWARE = [
     "parley.headers.SecurityHeadersMiddleware",
     "conferences.middleware.ApiExceptionMiddleware",
 ]
-LEAN_THREADS = envint("LEAN_THREADS", 8)  # per process; keep <= DATABASE_POOL_MAX_SIZE
+LEAN_THREADS = envint("LEAN_THREADS", 4)  # per process (the v1 fast path batches on one of them)
 LEAN_PATHS = [
     r"/api/v1/rooms/[^/]+/tokens/?",  # v1 join tokens
     r"/api/rooms/join",  # Interactive Show facade
@@ -121,7 +121,7 @@ LEAN_PATHS = [
 # the full chain above, synchronously (parley.pages.PageRoutes): one thread hand-off per
 # request instead of a thread per request, so a webinar's join storm queues on the event
 # loop instead of exhausting the database pool. PAGE_THREADS per process; keep
-# LEAN_THREADS + PAGE_THREADS near DATABASE_POOL_MAX_SIZE.
+# LEAN_THREADS + PAGE_THREADS <= DATABASE_POOL_MAX_SIZE.
 PAGE_THREADS = envint("PAGE_THREADS", 4)
 PAGE_PATHS = [
     r"/room/[A-Za-z0-9-]{1,32}",  # the join page

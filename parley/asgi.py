@@ -95,22 +95,29 @@ class LeanHandler(BaseHandler):
     handler hands off three times (request_started, the view, response.close), each to a
     thread created for the request."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        middleware: list[str] | None = None,
+        threads: int | None = None,
+        thread_name: str = "lean",
+        fast_tokens: bool = True,
+    ) -> None:
         super().__init__()
         # BaseHandler.load_middleware reads settings.MIDDLEWARE; swap the list in for the
         # duration (this runs once, when the application is built at import).
         full = settings.MIDDLEWARE
-        settings.MIDDLEWARE = list(settings.LEAN_MIDDLEWARE)
+        settings.MIDDLEWARE = list(settings.LEAN_MIDDLEWARE if middleware is None else middleware)
         try:
             self.load_middleware(is_async=False)
         finally:
             settings.MIDDLEWARE = full
         self.executor = ThreadPoolExecutor(
-            max_workers=settings.LEAN_THREADS, thread_name_prefix="lean"
+            max_workers=threads or settings.LEAN_THREADS, thread_name_prefix=thread_name
         )
         from conferences.api.v1.fasttokens import FastTokens
 
-        self.fast = FastTokens()
+        self.fast = FastTokens() if fast_tokens else None
         # Fast-path requests waiting for the thread that answers them in batches.
         self._waiting: list[tuple[Scope, bytes, asyncio.Future[Any]]] = []  # future: its loop
         self._waiting_lock = threading.Lock()
@@ -128,7 +135,7 @@ class LeanHandler(BaseHandler):
                 break
         loop = asyncio.get_running_loop()
         answer: Answer | None = None
-        if self.fast.handles(scope):
+        if self.fast is not None and self.fast.handles(scope):
             answer = await self._fast(loop, scope, bytes(body))
         if answer is None:
             answer = await loop.run_in_executor(self.executor, self.respond, scope, bytes(body))
@@ -159,6 +166,7 @@ class LeanHandler(BaseHandler):
                     self._batching = False
                     return
             try:
+                assert self.fast is not None
                 answers = self.fast.respond_many([(scope, body) for scope, body, _ in batch])
             except Exception:
                 answers = [None] * len(batch)
@@ -177,7 +185,7 @@ class LeanHandler(BaseHandler):
         """Status, headers and body of the request, computed by Django on this (pool)
         thread; a join token's 200 teaches the fast path its headers."""
         status, headers, content = self.respond_fully(scope, body)
-        if self.fast.handles(scope):
+        if self.fast is not None and self.fast.handles(scope):
             self.fast.learn(scope, status, headers)
         return status, headers, content
 

@@ -19,11 +19,9 @@ differs (parley.asgi.LeanHandler's, with the full chain instead of the lean one)
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
-from django.core.handlers.base import BaseHandler
 
 from parley.asgi import LeanHandler, LeanRoutes
 
@@ -33,10 +31,11 @@ class PageHandler(LeanHandler):
     settings.MIDDLEWARE chain."""
 
     def __init__(self) -> None:
-        BaseHandler.__init__(self)
-        self.load_middleware(is_async=False)
-        self.executor = ThreadPoolExecutor(
-            max_workers=settings.PAGE_THREADS, thread_name_prefix="page"
+        super().__init__(
+            middleware=list(settings.MIDDLEWARE),
+            threads=settings.PAGE_THREADS,
+            thread_name="page",
+            fast_tokens=False,
         )
 
 
