@@ -147,15 +147,12 @@ class FastTokens:
             return None
         return found[1]
 
-    def respond(self, scope: Scope, body: bytes) -> Answer | None:
-        """The 200 for this request, or None: the full path must answer it."""
-        return self.respond_many([(scope, body)])[0]
-
     def respond_many(self, requests: list[tuple[Scope, bytes]]) -> list[Answer | None]:
-        """`respond` for requests that arrived together (parley.asgi.LeanHandler batches
-        those waiting for the thread): one request_started/finished pair and one Redis round
-        trip for the shared values every check reads (each address's failed-authentication
-        count, each known key's tenant generation), then each request on its own."""
+        """Each request's 200, or None where the full path must answer it. The requests
+        arrived together (parley.asgi.LeanHandler batches those waiting for the thread):
+        one request_started/finished pair and one Redis round trip for the shared values
+        every check reads (each address's failed-authentication count, each known key's
+        tenant generation), then each request on its own."""
         prepared = [self._prepare(scope, body) for scope, body in requests]
         keys = sorted({key for p in prepared if p is not None for key in p.keys})
         if not keys:
