@@ -290,12 +290,34 @@ def mint_token(
     metadata: str = "",
     ttl_seconds: int | None = None,
 ) -> tuple[str, dt.datetime]:
-    """A signed client join token for exactly `grants`, and when it expires (UTC).
+    """A signed client join token for exactly `grants`, and when it expires (UTC)."""
+    return _client_token(
+        identity=identity,
+        name=name,
+        grants=grants,
+        attributes=attributes,
+        metadata=metadata,
+        ttl=int(ttl_seconds or settings.LIVEKIT_TOKEN_TTL),
+    )
+
+
+def _client_token(
+    *,
+    identity: str,
+    name: str,
+    grants: Grants,
+    attributes: dict[str, str] | None = None,
+    metadata: str = "",
+    ttl: int,
+    recorder: bool = False,
+) -> tuple[str, dt.datetime]:
+    """Every client token Parley signs, and when it expires (UTC).
 
     The claims are exactly those of the SDK's `AccessToken(...).to_jwt()` for the same
-    grants (tests/test_livekit_tokens.py compares them), written out directly: the SDK's
+    grants (tests/test_token_path.py compares them), written out directly: the SDK's
     dataclass-to-dict conversion cost more than the rest of the token path's Python."""
-    ttl = int(ttl_seconds or settings.LIVEKIT_TOKEN_TTL)
+    if not identity or not grants.room:
+        raise ValueError("identity and room must be set when joining a room")
     now = int(time.time())
     claims: dict[str, Any] = {}
     if name:
@@ -315,16 +337,13 @@ def mint_token(
         "canPublishSources": list(grants.can_publish_sources),
         "canUpdateOwnMetadata": grants.can_update_own_metadata,
         "hidden": grants.hidden,
-        "recorder": False,
+        "recorder": recorder,
     }
     if attributes:
         claims["attributes"] = attributes
-    if not identity or not grants.room:
-        raise ValueError("identity and room must be set when joining a room")
     claims.update(sub=identity, iss=settings.LIVEKIT_API_KEY, nbf=now, exp=now + ttl)
-    return sign_hs256(claims, settings.LIVEKIT_API_SECRET), dt.datetime.fromtimestamp(
-        now + ttl, dt.UTC
-    )
+    token = sign_hs256(claims, settings.LIVEKIT_API_SECRET)
+    return token, dt.datetime.fromtimestamp(now + ttl, dt.UTC)
 
 
 def _b64(data: bytes) -> bytes:
@@ -345,29 +364,12 @@ def sign_hs256(claims: dict[str, Any], secret: str) -> str:
 def mint_recorder_token(*, room: str, identity: str, ttl_seconds: int = 3600) -> str:
     """A hidden, subscribe-only token for the recording template page: it sees and hears
     everyone, publishes nothing, sends no data, and is listed to no participant."""
-    video = api.VideoGrants(
-        room_join=True,
-        room=room,
-        can_publish=False,
-        can_subscribe=True,
-        can_publish_data=False,
-        can_publish_sources=[],
-        can_update_own_metadata=False,
-        room_admin=False,
-        room_create=False,
-        room_list=False,
-        room_record=False,
-        hidden=True,
-        recorder=True,
+    grants = Grants(room, can_publish=False, can_subscribe=True, can_publish_data=False,
+                    can_publish_sources=(), hidden=True)  # fmt: skip
+    token, _ = _client_token(
+        identity=identity, name="Recorder", grants=grants, ttl=ttl_seconds, recorder=True
     )
-    return (
-        api.AccessToken(settings.LIVEKIT_API_KEY, settings.LIVEKIT_API_SECRET)
-        .with_identity(identity)
-        .with_name("Recorder")
-        .with_grants(video)
-        .with_ttl(dt.timedelta(seconds=ttl_seconds))
-        .to_jwt()
-    )
+    return token
 
 
 _SOURCE_ENUMS = {

@@ -182,3 +182,40 @@ def test_hs256_signature_is_pyjwts_byte_for_byte(claims):
 
     secret = "s3cret-" * 6
     assert livekit_api.sign_hs256(claims, secret) == jwt.encode(claims, secret, algorithm="HS256")
+
+
+def test_recorder_token_claims_are_the_sdks(settings):
+    import jwt
+    from livekit import api as lk
+
+    ours = livekit_api.mint_recorder_token(room="r9", identity="recorder-1", ttl_seconds=600)
+    sdk = (
+        lk.AccessToken(settings.LIVEKIT_API_KEY, settings.LIVEKIT_API_SECRET)
+        .with_identity("recorder-1")
+        .with_name("Recorder")
+        .with_grants(
+            lk.VideoGrants(
+                room_join=True,
+                room="r9",
+                can_publish=False,
+                can_subscribe=True,
+                can_publish_data=False,
+                can_publish_sources=[],
+                can_update_own_metadata=False,
+                room_admin=False,
+                room_create=False,
+                room_list=False,
+                room_record=False,
+                hidden=True,
+                recorder=True,
+            )
+        )
+        .with_ttl(dt.timedelta(seconds=600))
+        .to_jwt()
+    )
+    mine = jwt.decode(ours, settings.LIVEKIT_API_SECRET, algorithms=["HS256"])
+    theirs = jwt.decode(sdk, settings.LIVEKIT_API_SECRET, algorithms=["HS256"])
+    assert mine["exp"] - mine["nbf"] == 600
+    for claims in (mine, theirs):
+        claims.pop("nbf"), claims.pop("exp")
+    assert mine == theirs and mine["video"]["recorder"] is True and mine["video"]["hidden"] is True
