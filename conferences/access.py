@@ -247,11 +247,9 @@ def room_for_join_page(*, room_id: str) -> Room:
     and lock the row. The tenant is known only once the room is read, so its generation is
     read after the row: a change committed in between is seen within HOT_CACHE_SECONDS (as
     one made outside the services)."""
-    room: Room | None = hotcache.get("link", room_id)
+    room = _cached_room(f"link:{room_id}", lambda: room_by_public_id(room_id))
     if room is None:
-        room = room_for_join_link(room_id=room_id)
-        generation = hotcache.generation(room.tenant_id)
-        hotcache.put("link", room_id, room, tenant_id=room.tenant_id, generation=generation)
+        raise NotFound(ROOM_NOT_FOUND)
     return room
 
 
@@ -287,23 +285,30 @@ def room_for_token(*, tenant: Tenant, room_id: str) -> Room:
         raise NotFound(ROOM_NOT_FOUND)
     room = _cached_room(
         f"room:{tenant.pk}:{room_id}",
-        tenant,
         lambda: Room.objects.for_tenant(tenant).filter(room_id=room_id).first(),
+        tenant=tenant,
     )
     if room is None:
         raise NotFound(ROOM_NOT_FOUND)
     return room
 
 
-def _cached_room(key: str, tenant: Tenant, load: Callable[[], Room | None]) -> Room | None:
-    """`load()`'s room from the hot cache, or loaded and cached (a miss is not cached)."""
+def _cached_room(
+    key: str, load: Callable[[], Room | None], *, tenant: Tenant | None = None
+) -> Room | None:
+    """`load()`'s room from the hot cache, or loaded and cached (a miss is not cached). The
+    tenant's generation is read before the row when the tenant is known, else (a join link:
+    the room names its tenant) right after it."""
     room: Room | None = hotcache.get("room", key)
     if room is None:
-        generation = hotcache.generation(tenant.pk)
+        generation = hotcache.generation(tenant.pk) if tenant is not None else None
         room = load()
         if room is not None:
-            room.tenant = tenant
-            hotcache.put("room", key, room, tenant_id=tenant.pk, generation=generation)
+            if tenant is not None:
+                room.tenant = tenant
+            if generation is None:
+                generation = hotcache.generation(room.tenant_id)
+            hotcache.put("room", key, room, tenant_id=room.tenant_id, generation=generation)
     return room
 
 
@@ -394,4 +399,4 @@ def open_room_named(*, tenant: Tenant, name: str, cached: bool = False) -> Room 
             .first()
         )
 
-    return _cached_room(f"show:{tenant.pk}:{name}", tenant, load) if cached else load()
+    return _cached_room(f"show:{tenant.pk}:{name}", load, tenant=tenant) if cached else load()
