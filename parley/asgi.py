@@ -31,7 +31,8 @@ from django.http.response import HttpResponseBase
 from django.urls import set_script_prefix
 
 Scope = dict[str, Any]
-Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+Headers = list[tuple[bytes, bytes]]
+Answer = tuple[int, Headers, bytes]  # status, headers, body
 CHUNK = 64 * 1024
 
 

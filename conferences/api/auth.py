@@ -24,6 +24,9 @@ from .errors import AuthThrottled
 
 AUTH_FAILURES_ALLOWED = 20  # failed authentications per client address per window
 AUTH_FAILURE_WINDOW = 600  # seconds
+# The ASGI scope key under which the join-token fast path (conferences.api.v1.fasttokens)
+# leaves the (allowed, RateState) it counted before handing a request to Django.
+RATE_SCOPE_KEY = "parley.rate"
 
 
 def failure_window(address: str) -> ratelimit.Window:
@@ -131,7 +134,7 @@ class PlanRateThrottle(throttling.BaseThrottle):
             return True
         # Counted already by the join-token fast path (conferences.api.v1.fasttokens), which
         # then handed the request to this path: count it once.
-        counted = getattr(request._request, "scope", {}).get("parley.rate")
+        counted = getattr(request._request, "scope", {}).get(RATE_SCOPE_KEY)
         allowed, state = counted if counted is not None else consume_request(tenant)
         request.rate_state = state  # type: ignore[attr-defined]
         self._wait = max(1, math.ceil(state.reset - time.time()))

@@ -9,7 +9,7 @@ budget, a tenant over its allowance, a body the serializer might refuse, an unkn
 room that must go live first, an Accept header that is not JSON, an unexpected error --
 returns None, and the request goes through the full Django path, which writes the one
 canonical answer (the error envelope and its status). The allowance counted here travels with
-the request (scope["parley.rate"]), so a request is counted once whichever path answers it.
+the request (scope[auth.RATE_SCOPE_KEY]), so a request is counted once whichever path answers it.
 
 The answer's static headers (Content-Security-Policy, HSTS, Allow, ...) are the ones the full
 path's middleware wrote on its last 200 for the same host and scheme (`learn`), kept at most
@@ -39,17 +39,12 @@ from conferences.services import rooms as room_services
 from conferences.services.errors import NotFound
 from parley import cache as shared
 from parley import hotcache, jsontext
-from parley.asgi import keep_sqlite_connection
+from parley.asgi import Answer, Headers, Scope, keep_sqlite_connection
 from parley.clientip import scope_client_ip
 
-from ..auth import consume_request, failing_wait, failure_window
-
-Scope = dict[str, Any]
-Headers = list[tuple[bytes, bytes]]
-Answer = tuple[int, Headers, bytes]
+from ..auth import RATE_SCOPE_KEY, consume_request, failing_wait, failure_window
 
 PATH = re.compile(r"/api/v1/rooms/([^/]+)/tokens/?")
-RATE_SCOPE_KEY = "parley.rate"  # (allowed, RateState) counted by the fast path
 FIELDS = frozenset({"name", "identity", "role"})
 ROLES = frozenset(Role.values)
 # Headers every answer computes afresh; everything else the middleware wrote is per host.
