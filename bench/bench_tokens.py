@@ -8,6 +8,8 @@ separate process):
   (DEBUG=0, WEB_CONCURRENCY workers, uvloop + httptools), SQLite in a temporary directory;
 * ``parley-postgres``  -- the same on PostgreSQL (BENCH_POSTGRES_URL, default
   ``postgres://postgres@127.0.0.1:5432/parley_bench``; skipped when unreachable);
+* ``show-sqlite``, ``show-postgres`` -- Parley's Interactive Show facade, ``POST
+  /api/rooms/join`` as a viewer: the Express server's own route and body, with X-API-Key;
 * ``express``          -- ``POST /api/rooms/join`` of the Express server
   (github.com/norfrt6-lab/livekit, ``packages/server``), when EXPRESS_SERVER_DIR names a
   checkout of that package with its node_modules installed; run with tsx on 127.0.0.1.
@@ -17,8 +19,12 @@ token also writes its participant row. REDIS_URL, when set, is passed to Parley 
 limits and caches, as in production). Printed: req/s, p50, p99, errors (non-2xx, socket
 errors, timeouts) and the server's resident memory (all its processes) at the end.
 
-Environment: BENCH_DURATION (15), BENCH_CONNECTIONS (50), WEB_CONCURRENCY (2 with REDIS_URL,
-else 1),
+Each server first gets BENCH_WARMUP_SECONDS (3) of the same load, not measured (new
+identities too), so that it is measured warm: Node's JIT, and each Parley worker's first
+requests (which teach its fast path the host's headers) and database connections.
+
+Environment: BENCH_DURATION (15), BENCH_CONNECTIONS (50), BENCH_WARMUP_SECONDS (3),
+WEB_CONCURRENCY (2 with REDIS_URL, else 1),
 BENCH_POSTGRES_URL, EXPRESS_SERVER_DIR, BENCH_TOKENS_ONLY (comma list of the scenarios).
 """
 
@@ -53,8 +59,8 @@ HOST = "127.0.0.1"
 
 LUA = """
 counter = 0
-local tid = 0
-setup = function(thread) tid = tid + 1; thread:set("tid", tid) end
+local threads = 0
+setup = function(thread) threads = threads + 1; thread:set("tid", threads) end
 request = function()
   counter = counter + 1
   local body = string.format(BODY_FORMAT, tid, counter)
@@ -174,7 +180,24 @@ def load(url: str, headers: dict[str, str], body_format: str) -> dict[str, Any]:
     return runner(url, headers, body_format, duration=duration, conns=conns)
 
 
-def parley(database_url: str | None) -> dict[str, Any]:
+def warm_up(url: str, headers: dict[str, str], body_format: str) -> None:
+    """BENCH_WARMUP_SECONDS (3) of the same load, not measured, with identities of their own:
+    every server (Node's JIT, each Parley worker's first requests and connections) is
+    measured warm."""
+    seconds = env_int("BENCH_WARMUP_SECONDS", 3)
+    if seconds > 0:
+        conns = env_int("BENCH_CONNECTIONS", 50)
+        use_wrk = shutil.which("wrk") and os.environ.get("BENCH_LOADGEN") != "python"
+        runner = run_wrk if use_wrk else run_python_load
+        runner(url, headers, body_format.replace("%d-%d", "w%d-%d"), duration=seconds, conns=conns)
+
+
+SHOW_BODY = '{"roomName":"bench","participantName":"g-%d-%d","role":"viewer"}'
+
+
+def parley(database_url: str | None, route: str = "v1") -> dict[str, Any]:
+    """`route` "v1": POST /api/v1/rooms/{room_id}/tokens; "show": Interactive Show's POST
+    /api/rooms/join as a viewer, the Express server's own route and body."""
     workers = env_int("WEB_CONCURRENCY", 2 if os.environ.get("REDIS_URL") else 1)
     saved = os.environ.get("DATABASE_URL")
     if database_url:
@@ -183,24 +206,29 @@ def parley(database_url: str | None) -> dict[str, Any]:
         os.environ.pop("DATABASE_URL", None)
     try:
         with AppServer(production=True, workers=workers) as server:
-            room = httpx.post(
-                f"{server.base_url}/api/v1/rooms",
-                json={"name": "Bench webinar"},
-                headers={"X-API-Key": server.api_key},
-                timeout=30,
-            )
-            if room.status_code != 201:
-                raise BenchError(f"create room: {room.status_code} {room.text[:300]}")
-            room_id = room.json()["room_id"]
-            url = f"{server.base_url}/api/v1/rooms/{room_id}/tokens"
             headers = {"X-API-Key": server.api_key, "Content-Type": "application/json"}
-            first = httpx.post(url, json={"name": "Host"}, headers=headers, timeout=30)
+            if route == "show":
+                url = f"{server.base_url}/api/rooms/join"
+                host = {"roomName": "bench", "participantName": "host", "role": "host"}
+                first = httpx.post(url, json=host, headers=headers, timeout=30)
+                body = SHOW_BODY
+            else:
+                room = httpx.post(
+                    f"{server.base_url}/api/v1/rooms",
+                    json={"name": "Bench webinar"},
+                    headers=headers,
+                    timeout=30,
+                )
+                if room.status_code != 201:
+                    raise BenchError(f"create room: {room.status_code} {room.text[:300]}")
+                url = f"{server.base_url}/api/v1/rooms/{room.json()['room_id']}/tokens"
+                first = httpx.post(url, json={"name": "Host"}, headers=headers, timeout=30)
+                body = '{"name":"Guest","identity":"g-%d-%d"}'
             if first.status_code != 200:
                 raise BenchError(f"first token: {first.status_code} {first.text[:300]}")
             assert server.pid is not None
-            figures = measured(
-                server.pid, lambda: load(url, headers, '{"name":"Guest","identity":"g-%d-%d"}')
-            )
+            warm_up(url, headers, body)
+            figures = measured(server.pid, lambda: load(url, headers, body))
             figures["workers"] = workers
             return figures
     finally:
@@ -244,14 +272,11 @@ def express(directory: Path) -> dict[str, Any]:
                 log.seek(0)
                 raise BenchError(f"Express did not start: {log.read()[-2000:]!r}")
             time.sleep(0.2)
-        figures = measured(
-            proc.pid,
-            lambda: load(
-                f"http://{HOST}:{port}/api/rooms/join",
-                {"Content-Type": "application/json"},
-                '{"roomName":"bench","participantName":"g-%d-%d","role":"viewer"}',
-            ),
-        )
+        url = f"http://{HOST}:{port}/api/rooms/join"
+        headers = {"Content-Type": "application/json"}
+        body = SHOW_BODY
+        warm_up(url, headers, body)
+        figures = measured(proc.pid, lambda: load(url, headers, body))
         figures["workers"] = 1
         return figures
     finally:
@@ -283,8 +308,10 @@ def main() -> int:
     else:
         print("express: skipped (EXPRESS_SERVER_DIR names no checkout of packages/server)")
     plan.append(("parley-sqlite", lambda: parley(None)))
+    plan.append(("show-sqlite", lambda: parley(None, "show")))
     if _postgres_reachable(pg_url):
         plan.append(("parley-postgres", lambda: parley(pg_url)))
+        plan.append(("show-postgres", lambda: parley(pg_url, "show")))
     else:
         print(f"parley-postgres: skipped ({pg_url.rsplit('@', 1)[-1]} unreachable)")
 

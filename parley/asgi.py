@@ -8,7 +8,7 @@
   handler run synchronously on a fixed thread pool with settings.LEAN_MIDDLEWARE: no
   session, CSRF, auth, messages or allauth (these routes authenticate with an API key,
   never a cookie). Same URLconf, same views, same error envelope. The v1 token route's
-  successes are answered before Django by conferences.api.v1.fasttokens, which calls the
+  successes are answered before Django by conferences.api.fasttokens, which calls the
   same functions as its view and hands every other case to Django.
 """
 
@@ -116,7 +116,7 @@ class LeanHandler(BaseHandler):
         self.executor = ThreadPoolExecutor(
             max_workers=threads or settings.LEAN_THREADS, thread_name_prefix=thread_name
         )
-        from conferences.api.v1.fasttokens import FastTokens
+        from conferences.api.fasttokens import FastTokens
 
         self.fast = FastTokens() if fast_tokens else None
         # Fast-path requests waiting for the thread that answers them in batches.

@@ -40,15 +40,15 @@ def api_window(tenant_id: int, *, now: float | None = None) -> Window:
     return window("v1", tenant_id, seconds=settings.API_RATE_LIMIT_WINDOW, now=now)
 
 
-def hit(w: Window) -> int:
-    """Count one use in `w`; returns the uses so far, this one included."""
+def hit(w: Window, uses: int = 1) -> int:
+    """Count `uses` uses in `w` at once; returns the uses so far, these included."""
     timeout = w.seconds + 60
     cache.add(w.key, 0, timeout=timeout)
     try:
-        return int(cache.incr(w.key))
+        return int(cache.incr(w.key, uses))
     except ValueError:  # evicted between add and incr
-        cache.set(w.key, 1, timeout=timeout)
-        return 1
+        cache.set(w.key, uses, timeout=timeout)
+        return uses
 
 
 def used(w: Window) -> int:

@@ -1,4 +1,4 @@
-"""The v1 join-token fast path (conferences.api.v1.fasttokens) inside the ASGI application's
+"""The v1 join-token fast path (conferences.api.fasttokens) inside the ASGI application's
 lean handler: it answers successes itself, hands every other case to Django unchanged, and
 counts each request once against the plan's allowance and the failed-authentication budget."""
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from accounts import services as account_services
 from accounts.models import ApiKey
 from conferences.api.auth import AUTH_FAILURES_ALLOWED, failure_window
-from conferences.api.v1.fasttokens import token_input
+from conferences.api.fasttokens import token_input
 from conferences.api.v1.serializers import TokenInputSerializer
 from conferences.models import Participant, Room
 from parley import ratelimit
@@ -271,3 +271,112 @@ def test_requests_arriving_together_are_answered_in_batches(lean, owner, tokens,
     for r in ok:
         assert livekit.verify_join_token(r.json()["token"])["sub"] == r.json()["identity"]
     assert len({r.headers["x-ratelimit-remaining"] for r in responses}) == 30  # once each
+
+
+def test_learnt_headers_are_relearnt_by_one_request_and_never_twice_too_old(settings):
+    from conferences.api.fasttokens import FastTokens
+
+    settings.HOT_CACHE_SECONDS = 0.2
+    fast, clock = FastTokens(), [100.0]
+    scope = {
+        "method": "POST",
+        "path": "/api/v1/rooms/r/tokens",
+        "scheme": "http",
+        "headers": [(b"host", b"example.test")],
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("conferences.api.fasttokens.time.monotonic", lambda: clock[0])
+        assert fast._headers_for(scope) is None  # never seen: the full path answers
+        fast.learn(scope, 200, [(b"Content-Security-Policy", b"old")])
+        assert fast._headers_for(scope) == [(b"content-security-policy", b"old")]
+        assert fast._headers_for({**scope, "scheme": "https"}) is None  # another origin
+        clock[0] = 100.25  # too old: one request relearns, the others keep them meanwhile
+        assert fast._headers_for(scope) is None
+        assert fast._headers_for(scope) == [(b"content-security-policy", b"old")]
+        fast.learn(scope, 200, [(b"Content-Security-Policy", b"new")])
+        assert fast._headers_for(scope) == [(b"content-security-policy", b"new")]
+        clock[0] = 100.5
+        assert fast._headers_for(scope) is None  # the relearning fails (the host is gone) ...
+        fast.learn(scope, 400, [(b"Content-Security-Policy", b"bad")])
+        assert fast._headers_for(scope) == [(b"content-security-policy", b"new")]
+        clock[0] = 100.65  # ... and twice HOT_CACHE_SECONDS after learning: the full path
+        assert all(fast._headers_for(scope) is None for _ in range(3))
+
+
+def test_a_batch_across_the_allowance_and_with_one_identity_twice(lean, owner, tokens, livekit):
+    from django.core.cache import cache
+
+    key = {"X-API-Key": owner.api_key}
+    assert lean.post(tokens, json={"name": "Warm"}, headers=key).status_code == 200
+    limit = owner.tenant.plan.requests_per_hour
+    window = ratelimit.api_window(owner.tenant.pk)
+    cache.set(window.key, limit - 6, timeout=window.seconds + 60)
+    bodies = [{"name": f"V{i}", "identity": f"v{i}"} for i in range(10)]
+    bodies[3] = {"name": "Again", "identity": "v1", "role": "viewer"}
+
+    async def all_at_once() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=lean.app, client=("127.0.0.1", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            return await asyncio.gather(*(c.post(tokens, json=b, headers=key) for b in bodies))
+
+    responses = asyncio.run(all_at_once())
+    assert sorted(r.status_code for r in responses) == [200] * 6 + [429] * 4
+    for r in responses:
+        if r.status_code == 429:
+            envelope(r, 429)
+    assert ratelimit.used(window) == limit + 4  # each counted once
+    remaining = sorted(int(r.headers["x-ratelimit-remaining"]) for r in responses)
+    assert remaining == [0, 0, 0, 0, 0, 1, 2, 3, 4, 5]
+    granted = {r.json()["identity"] for r in responses if r.status_code == 200}
+    rows = {p.identity: p for p in Participant.objects.filter(identity__in=granted)}
+    assert set(rows) == granted
+    if responses[3].status_code == 200 and responses[1].status_code == 200:
+        # v1 twice in one batch: written one after the other, as if alone.
+        assert (responses[1].json()["role"], responses[3].json()["role"]) == (
+            "participant",
+            "viewer",
+        )
+        assert (rows["v1"].name, rows["v1"].role) == ("Again", "viewer")
+
+
+def test_interactive_show_viewers_of_a_live_show_are_answered_by_the_fast_path(
+    lean, owner, livekit
+):
+    key = {"X-API-Key": owner.api_key}
+    join = "/api/rooms/join"
+    host = lean.post(
+        join, json={"roomName": "show-1", "participantName": "h", "role": "host"}, headers=key
+    )
+    assert host.status_code == 200 and lean.full == 1  # the show is created, headers learnt
+    first = lean.post(join, json={"roomName": "show-1", "participantName": "v1"}, headers=key)
+    assert first.status_code == 200 and lean.full == 1
+    second = lean.post(
+        join,
+        json={"roomName": " show-1 ", "participantName": " v2 ", "role": "viewer"},
+        headers=key,
+    )
+    assert second.status_code == 200, second.text
+    assert lean.full == 1  # answered before Django
+    assert second.json().keys() == host.json().keys() == {"token", "wsUrl", "roomName", "role"}
+    assert (second.json()["roomName"], second.json()["role"]) == ("show-1", "viewer")
+    same = {k: v for k, v in host.headers.items() if k not in DYNAMIC}
+    assert {k: v for k, v in second.headers.items() if k not in DYNAMIC} == same
+    assert "content-security-policy" in same
+    claims = livekit.verify_join_token(second.json()["token"])
+    assert claims["sub"] == "v2" and claims["video"]["canPublish"] is False
+    row = Participant.objects.get(identity="v2")
+    assert (row.role, row.room.name) == ("viewer", "show-1")
+    # Hosts, unknown shows and bad bodies: Django, in the reference's own error shape.
+    taken = lean.post(
+        join, json={"roomName": "show-1", "participantName": "h2", "role": "host"}, headers=key
+    )
+    assert taken.status_code == 409 and taken.json() == {"error": "Room already has a host"}
+    bad = lean.post(join, json={"roomName": "show-1"}, headers=key)
+    assert bad.json() == {"error": "roomName and participantName are required"}
+    new = lean.post(join, json={"roomName": "show-2", "participantName": "v1"}, headers=key)
+    assert new.status_code == 200 and Room.objects.filter(name="show-2").exists()
+    assert lean.full == 4
+    # The v1 route's headers are its own (learnt from its own first answer).
+    room = Room.objects.get(name="show-1")
+    v1 = lean.post(f"/api/v1/rooms/{room.room_id}/tokens", json={"name": "A"}, headers=key)
+    assert v1.status_code == 200 and lean.full == 5

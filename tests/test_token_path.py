@@ -219,3 +219,52 @@ def test_recorder_token_claims_are_the_sdks(settings):
     for claims in (mine, theirs):
         claims.pop("nbf"), claims.pop("exp")
     assert mine == theirs and mine["video"]["recorder"] is True and mine["video"]["hidden"] is True
+
+
+def test_a_batch_of_tokens_is_one_statement_and_the_same_as_one_at_a_time(
+    api, livekit, django_assert_num_queries
+):
+    from conferences.services import rooms as room_services
+    from conferences.services.rooms import TokenRequest
+
+    room_id = make_room(api, allow_webinar_mode=True)["room_id"]
+    assert mint(api, {"room_id": room_id}, identity="host", role="host").status_code == 200
+    room = Room.objects.get(room_id=room_id)
+    now = room.created_at
+    Participant.objects.filter(identity="host").update(mic_only=True, hand_raised_at=now)
+    asks = [
+        ("Ann", "ann", None),  # new: the room's default (viewer)
+        ("Bob", "bob", "speaker"),  # new, asking
+        ("Ann 2", "ann", "speaker"),  # again in the batch: after the first, as if alone
+        ("Host", "host", None),  # stored role, mic-only and hand kept
+        ("Ann 3", "ann", None),  # a third time: the role just stored
+        ("Anon", None, None),  # no identity: a new one with the default role
+    ]
+    with django_assert_num_queries(4):  # asking / not asking, then twice "ann" again
+        issued = room_services.issue_tokens(
+            [TokenRequest(room=room, name=n, identity=i, role=r) for n, i, r in asks]
+        )
+    got = [(t.name, t.identity, t.role) for t in issued]
+    assert got[:5] == [
+        ("Ann", "ann", "viewer"),
+        ("Bob", "bob", "speaker"),
+        ("Ann 2", "ann", "speaker"),
+        ("Host", "host", "host"),
+        ("Ann 3", "ann", "speaker"),
+    ]
+    assert got[5][2] == "viewer" and got[5][1].startswith("viewer-")
+    host = livekit.verify_join_token(issued[3].token)
+    assert host["attributes"]["hand"] and host["video"]["canPublishSources"] == ["microphone"]
+    rows = {p.identity: (p.name, p.role) for p in Participant.objects.filter(room=room)}
+    assert rows == {
+        "host": ("Host", "host"),
+        "ann": ("Ann 3", "speaker"),
+        "bob": ("Bob", "speaker"),
+        got[5][1]: ("Anon", "viewer"),
+    }
+    with django_assert_num_queries(2):  # no one twice: one statement per 100 rows
+        more = room_services.issue_tokens(
+            [TokenRequest(room=room, name=f"V{i}", identity=f"v{i}") for i in range(150)]
+        )
+    assert [t.identity for t in more] == [f"v{i}" for i in range(150)]
+    assert Participant.objects.filter(room=room, identity__regex=r"^v[0-9]+$").count() == 150

@@ -24,7 +24,7 @@ from .errors import AuthThrottled
 
 AUTH_FAILURES_ALLOWED = 20  # failed authentications per client address per window
 AUTH_FAILURE_WINDOW = 600  # seconds
-# The ASGI scope key under which the join-token fast path (conferences.api.v1.fasttokens)
+# The ASGI scope key under which the join-token fast path (conferences.api.fasttokens)
 # leaves the (allowed, RateState) it counted before handing a request to Django.
 RATE_SCOPE_KEY = "parley.rate"
 
@@ -116,13 +116,23 @@ def consume_request(tenant: Tenant, *, now: float | None = None) -> tuple[bool, 
     Atomic with Redis (INCR) and with the local-memory cache (locked). Returns whether the
     request is allowed and the state for the X-RateLimit-* headers.
     """
+    return consume_requests(tenant, 1, now=now)[0]
+
+
+def consume_requests(
+    tenant: Tenant, count: int, *, now: float | None = None
+) -> list[tuple[bool, RateState]]:
+    """consume_request for `count` requests of the tenant at once (one INCRBY), in order:
+    each is allowed, with its headers, as if they had been counted one after another."""
     w = ratelimit.api_window(tenant.pk, now=now)
     limit = tenant.plan.requests_per_hour
     if limit is None:
-        return True, RateState(limit=None, remaining=None, reset=w.reset)
-    used = ratelimit.hit(w)
-    allowed = used <= limit
-    return allowed, RateState(limit=limit, remaining=limit - min(used, limit), reset=w.reset)
+        return [(True, RateState(limit=None, remaining=None, reset=w.reset))] * count
+    last = ratelimit.hit(w, count)
+    return [
+        (used <= limit, RateState(limit=limit, remaining=limit - min(used, limit), reset=w.reset))
+        for used in range(last - count + 1, last + 1)
+    ]
 
 
 class PlanRateThrottle(throttling.BaseThrottle):
@@ -132,7 +142,7 @@ class PlanRateThrottle(throttling.BaseThrottle):
         tenant = getattr(request, "tenant", None)
         if tenant is None:
             return True
-        # Counted already by the join-token fast path (conferences.api.v1.fasttokens), which
+        # Counted already by the join-token fast path (conferences.api.fasttokens), which
         # then handed the request to this path: count it once.
         counted = getattr(request._request, "scope", {}).get(RATE_SCOPE_KEY)
         allowed, state = counted if counted is not None else consume_request(tenant)

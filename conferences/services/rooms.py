@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -845,6 +846,17 @@ class IssuedToken:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class TokenRequest:
+    """One join token to issue (see issue_token for what each field means)."""
+
+    room: Room
+    name: str
+    identity: str | None = None
+    role: str | None = None
+    hidden: bool = False
+
+
 def issue_token(
     *,
     room: Room,
@@ -860,95 +872,152 @@ def issue_token(
     (viewer in webinar mode, participant otherwise). The room must be open; an open room
     that is not live yet goes live first (plan limit, LiveKit room created). A `hidden`
     token (the caller has checked the room's hidden_token) is invisible and subscribe-only."""
-    from django.conf import settings
-
-    if room.status == Room.Status.SCHEDULED:
-        raise InvalidState("The room has not started yet", code="ROOM_NOT_STARTED")
-    if room.status == Room.Status.COMPLETED:
-        raise InvalidState("The room has ended", code="ROOM_ENDED")
-    if room.live_since is None:
-        with transaction.atomic():
-            locked = Room.objects.select_for_update().get(pk=room.pk)
-            if locked.live_since is None and locked.status == Room.Status.ACTIVE:
-                now = timezone.now()
-                _go_live(locked, now)
-                _mark_started(locked, now)
-            room = locked
-    role = role or None
-    if not identity:
-        role = role or default_role(room)
-        identity = f"{role}-{secrets.token_hex(6)}"
-    role, mic_only, hand_raised = _record_participant(
-        room=room, identity=identity, name=name, role=role
-    )
-    token, expires_at = livekit.mint_token(
-        identity=identity,
-        name=name,
-        grants=grants_for(role, room, mic_only=mic_only, hidden=hidden),
-        attributes={k: v for k, v in attributes_for(role, hand_raised=hand_raised).items() if v},
-        metadata=json.dumps({"role": str(role), "displayName": name}),
-    )
-    return IssuedToken(
-        token=token,
-        ws_url=settings.LIVEKIT_PUBLIC_URL,
-        room_name=room.livekit_name,
-        identity=identity,
-        name=name,
-        role=str(role),
-        expires_at=expires_at,
-    )
+    request = TokenRequest(room=room, name=name, identity=identity, role=role, hidden=hidden)
+    return issue_tokens([request])[0]
 
 
-_UPSERT_SQL: str | None = None
+def issue_tokens(requests: Sequence[TokenRequest]) -> list[IssuedToken]:
+    """issue_token for several requests at once, in order, by the same rules (the join-token
+    fast path answers the requests that arrived together this way). Their participant rows
+    are written by one statement (`_record_participants`), not one each. Any error (a room
+    that is not open, the plan limit, LiveKit down) raises for all of them."""
+    live: dict[int, Room] = {}
+    for request in requests:
+        room = request.room
+        if room.status == Room.Status.SCHEDULED:
+            raise InvalidState("The room has not started yet", code="ROOM_NOT_STARTED")
+        if room.status == Room.Status.COMPLETED:
+            raise InvalidState("The room has ended", code="ROOM_ENDED")
+        if room.live_since is None and room.pk not in live:
+            with transaction.atomic():
+                locked = Room.objects.select_for_update().get(pk=room.pk)
+                if locked.live_since is None and locked.status == Room.Status.ACTIVE:
+                    now = timezone.now()
+                    _go_live(locked, now)
+                    _mark_started(locked, now)
+                live[room.pk] = locked
+    rows: list[_Row] = []
+    for request in requests:
+        room = live.get(request.room.pk, request.room)
+        role, identity = request.role or None, request.identity
+        if not identity:
+            role = role or default_role(room)
+            identity = f"{role}-{secrets.token_hex(6)}"
+        rows.append(_Row(room=room, identity=identity, name=request.name, role=role))
+    issued = []
+    for request, row, (role, mic_only, hand_raised) in zip(
+        requests, rows, _record_participants(rows), strict=True
+    ):
+        token, expires_at = livekit.mint_token(
+            identity=row.identity,
+            name=row.name,
+            grants=grants_for(role, row.room, mic_only=mic_only, hidden=request.hidden),
+            attributes={
+                k: v for k, v in attributes_for(role, hand_raised=hand_raised).items() if v
+            },
+            metadata=json.dumps({"role": str(role), "displayName": row.name}),
+        )
+        issued.append(
+            IssuedToken(
+                token=token,
+                ws_url=settings.LIVEKIT_PUBLIC_URL,
+                room_name=row.room.livekit_name,
+                identity=row.identity,
+                name=row.name,
+                role=str(role),
+                expires_at=expires_at,
+            )
+        )
+    return issued
 
 
-def _upsert_sql() -> str:
-    """INSERT ... ON CONFLICT (room, identity) DO UPDATE ... RETURNING, written once from the
-    model's table and column names (PostgreSQL and SQLite >= 3.35 share the syntax)."""
-    global _UPSERT_SQL
-    if _UPSERT_SQL is None:
+@dataclass(frozen=True)
+class _Row:
+    room: Room
+    identity: str
+    name: str
+    role: str | None  # the role asked for (None: the stored one, else the room's default)
+
+
+_UPSERT_ROWS = 100  # rows per statement at most (8 parameters each)
+
+
+def _upsert_sql(rows: int, *, asked: bool) -> str:
+    """INSERT ... VALUES (...) x rows ON CONFLICT (room, identity) DO UPDATE ... RETURNING,
+    from the model's table and column names (PostgreSQL and SQLite >= 3.35 share the
+    syntax). `asked`: the rows carry the role asked for, which replaces the stored one (and
+    mic-only ends with a change of role); otherwise they carry the room's default role, used
+    only for a new row, and the stored role and mic-only stay."""
+    key = (rows, asked)
+    sql = _UPSERT_SQL.get(key)
+    if sql is None:
         meta = Participant._meta
         t = connection.ops.quote_name(meta.db_table)
 
         def c(field: str) -> str:
             return connection.ops.quote_name(meta.get_field(field).column)  # type: ignore[union-attr,arg-type]
 
-        _UPSERT_SQL = (
+        role_change = (
+            f"{c('role')} = EXCLUDED.{c('role')}, {c('mic_only')} = CASE WHEN "
+            f"{t}.{c('role')} = EXCLUDED.{c('role')} THEN {t}.{c('mic_only')} "
+            f"ELSE EXCLUDED.{c('mic_only')} END, "
+        )
+        sql = (
             f"INSERT INTO {t} ({c('room')}, {c('identity')}, {c('name')}, {c('role')}, "
             f"{c('mic_only')}, {c('invite_mic_only')}, {c('created_at')}, {c('updated_at')}) "
-            f"VALUES (%s, %s, %s, COALESCE(CAST(%s AS varchar), %s), %s, %s, %s, %s) "
+            f"VALUES {', '.join(['(%s, %s, %s, %s, %s, %s, %s, %s)'] * rows)} "
             f"ON CONFLICT ({c('room')}, {c('identity')}) DO UPDATE SET "
-            f"{c('name')} = EXCLUDED.{c('name')}, "
-            f"{c('role')} = COALESCE(CAST(%s AS varchar), {t}.{c('role')}), "
-            f"{c('mic_only')} = CASE WHEN CAST(%s AS varchar) IS NULL "
-            f"OR {t}.{c('role')} = CAST(%s AS varchar) THEN {t}.{c('mic_only')} ELSE %s END, "
+            f"{c('name')} = EXCLUDED.{c('name')}, {role_change if asked else ''}"
             f"{c('left_at')} = NULL, {c('updated_at')} = EXCLUDED.{c('updated_at')} "
-            f"RETURNING {c('role')}, {c('mic_only')}, {c('hand_raised_at')}"
+            f"RETURNING {c('room')}, {c('identity')}, {c('role')}, {c('mic_only')}, "
+            f"{c('hand_raised_at')}"
         )
-    return _UPSERT_SQL
+        _UPSERT_SQL[key] = sql
+    return sql
 
 
-def _record_participant(
-    *, room: Room, identity: str, name: str, role: str | None
-) -> tuple[str, bool, bool]:
-    """Store the identity's role in the room and answer (role, mic_only, hand_raised) as now
-    stored: the role asked for, else the one already stored, else the room's default. The
-    row's hand and invitation state survive; mic-only survives while the role stays.
+_UPSERT_SQL: dict[tuple[int, bool], str] = {}
 
-    One statement, INSERT ... ON CONFLICT (room, identity) DO UPDATE ... RETURNING, so two
-    tokens for one identity at once cannot lose a role or fail on the unique constraint, and
-    the token path reads and writes the row in a single round trip."""
+
+def _record_participants(rows: Sequence[_Row]) -> list[tuple[str, bool, bool]]:
+    """Store each identity's role in its room and answer (role, mic_only, hand_raised) as
+    then stored, in order: the role asked for, else the one already stored, else the room's
+    default. The row's hand and invitation state survive; mic-only survives while the role
+    stays.
+
+    INSERT ... ON CONFLICT (room, identity) DO UPDATE ... RETURNING, so two tokens for one
+    identity at once cannot lose a role or fail on the unique constraint, and a token reads
+    and writes its row in a single round trip: one statement for all the rows asking for a
+    role and one for the others. A statement may not touch a row twice, so an identity that
+    comes again in `rows` is written by the next round of statements, as if one at a time."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _upsert_sql(),
-            [
-                room.pk, identity, name, role, default_role(room), False, False, now, now,
-                role, role, role, False,
-            ],
-        )  # fmt: skip
-        stored_role, mic_only, hand_raised_at = cursor.fetchone()
-    return str(stored_role), bool(mic_only), hand_raised_at is not None
+    stored: list[tuple[str, bool, bool] | None] = [None] * len(rows)
+    pending = list(range(len(rows)))
+    while pending:
+        seen: set[tuple[int, str]] = set()
+        this_round: list[int] = []
+        later: list[int] = []
+        for i in pending:
+            key = (rows[i].room.pk, rows[i].identity)
+            (later if key in seen else this_round).append(i)
+            seen.add(key)
+        for asked in (True, False):
+            group = [i for i in this_round if (rows[i].role is not None) is asked]
+            for at in range(0, len(group), _UPSERT_ROWS):
+                chunk = group[at : at + _UPSERT_ROWS]
+                params: list[Any] = []
+                for i in chunk:
+                    row = rows[i]
+                    role = row.role if asked else default_role(row.room)
+                    params += [row.room.pk, row.identity, row.name, role, False, False, now, now]
+                with connection.cursor() as cursor:
+                    cursor.execute(_upsert_sql(len(chunk), asked=asked), params)
+                    found = {(r[0], r[1]): r[2:] for r in cursor.fetchall()}
+                for i in chunk:
+                    role, mic_only, hand_raised_at = found[(rows[i].room.pk, rows[i].identity)]
+                    stored[i] = (str(role), bool(mic_only), hand_raised_at is not None)
+        pending = later
+    return [s for s in stored if s is not None]
 
 
 def live_participants(*, room: Room) -> list[livekit.ParticipantDict]:

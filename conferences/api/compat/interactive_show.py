@@ -117,18 +117,29 @@ def _open_show(tenant: Tenant, room_name: str) -> Room | None:
     return access.open_room_named(tenant=tenant, name=room_name)
 
 
+def join_input(data: Any) -> tuple[str, str, str]:
+    """(roomName, participantName, role) of a join body, or the ShowError that refuses it."""
+    if not isinstance(data, dict):
+        raise ShowError(400, "Request body must be a JSON object")
+    names = _text(data, "roomName", "participantName")
+    if names is None:
+        raise ShowError(400, "roomName and participantName are required")
+    room_name, participant_name = names
+    role = data.get("role", "viewer")
+    if role not in ("host", "viewer"):
+        raise ShowError(400, "role must be 'host' or 'viewer'")
+    if not 3 <= len(room_name) <= 100 or len(participant_name) > 100:
+        raise ShowError(400, "roomName must be 3-100 and participantName 1-100 characters")
+    return room_name, participant_name, role
+
+
+def join_answer(issued: room_services.IssuedToken, room_name: str, role: str) -> dict[str, str]:
+    return {"token": issued.token, "wsUrl": issued.ws_url, "roomName": room_name, "role": role}
+
+
 class JoinView(ShowView):
     def post(self, request: Request) -> Response:
-        data = self.body(request)
-        names = _text(data, "roomName", "participantName")
-        if names is None:
-            raise ShowError(400, "roomName and participantName are required")
-        room_name, participant_name = names
-        role = data.get("role", "viewer")
-        if role not in ("host", "viewer"):
-            raise ShowError(400, "role must be 'host' or 'viewer'")
-        if not 3 <= len(room_name) <= 100 or len(participant_name) > 100:
-            raise ShowError(400, "roomName must be 3-100 and participantName 1-100 characters")
+        room_name, participant_name, role = join_input(request.data)
         room = access.open_room_named(tenant=self.tenant(request), name=room_name, cached=True)
         if room is None:
             room = room_services.create_room(
@@ -150,9 +161,7 @@ class JoinView(ShowView):
             identity=participant_name,
             role=Role.HOST if role == "host" else Role.VIEWER,
         )
-        return Response(
-            {"token": issued.token, "wsUrl": issued.ws_url, "roomName": room_name, "role": role}
-        )
+        return Response(join_answer(issued, room_name, role))
 
 
 class RoomsView(ShowView):
