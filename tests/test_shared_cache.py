@@ -38,3 +38,43 @@ def test_redis_cache_builds_one_client_per_pool():
     assert cache.get("pf:redis") == {"n": 1}
     cache.set("pf:i", 0)
     assert cache.incr("pf:i") == 1 and cache.get_many(["pf:i", "pf:redis"])["pf:i"] == 1
+
+
+def test_new_redis_connections_do_not_read_package_metadata_each(monkeypatch):
+    from importlib import metadata
+
+    import redis.asyncio
+
+    reads = []
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: reads.append(name) or real(name))
+    for _ in range(3):
+        redis.asyncio.Connection(host="127.0.0.1", port=6379)  # not connected: no traffic
+    assert reads.count("redis") <= 1  # once for the process, not once per connection
+
+
+def test_every_cache_backend_of_the_process_shares_one_redis_client():
+    """Django builds a backend per thread and per async context (each websocket's): they
+    all share one pool, so a storm of sockets does not open a Redis connection each."""
+    if not settings.REDIS_URL:
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail("REQUIRE_SERVICES=1 but REDIS_URL is not set")
+        pytest.skip("REDIS_URL not set")
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.core.cache import caches
+
+    def client_of_this_context():
+        return caches["default"]._cache.get_client()
+
+    async def sockets():
+        return await asyncio.gather(
+            *(asyncio.create_task(sync_to_async(client_of_this_context)()) for _ in range(5))
+        )
+
+    clients = asyncio.run(sockets())
+    assert {id(c) for c in clients} == {id(caches["default"]._cache.get_client())}
+    backends = [caches.create_connection("default")._cache for _ in range(3)]
+    assert len({id(b) for b in backends}) == 3  # separate backends, one client
+    assert {id(b.get_client()) for b in backends} == {id(clients[0])}
