@@ -180,7 +180,7 @@ class ShowJoin(Route):
         )
 
     def answer(self, issued: IssuedToken, request: TokenRequest, data: Any) -> Any:
-        return show.join_answer(issued, str(data["roomName"]).strip(), "viewer")
+        return show.join_answer(issued, show.join_input(data)[0], "viewer")
 
 
 ROUTES: tuple[Route, ...] = (V1Tokens(), ShowJoin())
