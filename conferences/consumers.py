@@ -28,6 +28,7 @@ import asyncio
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from conferences import access, events, selectors, sessions, shapes
@@ -76,7 +77,7 @@ def _room_status(room_id: str) -> dict[str, Any] | None:
 class RoomStatusConsumer(JsonSocket):
     async def connect(self) -> None:
         self.room_id = self.scope["url_route"]["kwargs"]["room_id"]
-        status = await run_db(_room_status, self.room_id)
+        status = await database_sync_to_async(_room_status)(self.room_id)
         if status is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
@@ -99,7 +100,7 @@ class RoomStatusConsumer(JsonSocket):
             await self._send_status()
 
     async def _send_status(self) -> None:
-        status = await run_db(_room_status, self.room_id)
+        status = await database_sync_to_async(_room_status)(self.room_id)
         if status is None:
             await self.send_json({"type": "room", "status": "ended"})
             await self.close(code=CLOSE_NOT_FOUND)
@@ -136,8 +137,8 @@ class LobbyConsumer(JsonSocket):
         kwargs = self.scope["url_route"]["kwargs"]
         self.room_id, self.entry_id = kwargs["room_id"], kwargs["entry_id"]
         session = self.scope.get("session")
-        owned = session is not None and await run_db(
-            sessions.owns_entry, session, self.room_id, self.entry_id
+        owned = session is not None and await database_sync_to_async(sessions.owns_entry)(
+            session, self.room_id, self.entry_id
         )
         if not owned:
             await self.close(code=CLOSE_FORBIDDEN)
@@ -150,7 +151,7 @@ class LobbyConsumer(JsonSocket):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         self.done = False
-        await run_db(lobby.lobby_socket_connected, entry_id=self.entry_id)
+        await database_sync_to_async(lobby.lobby_socket_connected)(entry_id=self.entry_id)
         await self._deliver()
 
     async def disconnect(self, code: int) -> None:
@@ -158,7 +159,9 @@ class LobbyConsumer(JsonSocket):
             await self.channel_layer.group_discard(group, self.channel_name)
         if hasattr(self, "done") and not self.done:
             # The page went away while waiting: leave the queue (no-op once decided).
-            await run_db(lobby.leave_lobby, room_id=self.room_id, entry_id=self.entry_id)
+            await database_sync_to_async(lobby.leave_lobby)(
+                room_id=self.room_id, entry_id=self.entry_id
+            )
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         await self._deliver()
@@ -175,9 +178,11 @@ class LobbyConsumer(JsonSocket):
         if self.done:
             return
         client = access.client_key(scope_client_ip(self.scope))
-        state = await run_db(_entry_state, self.room_id, self.entry_id, client)
+        state = await database_sync_to_async(_entry_state)(self.room_id, self.entry_id, client)
         if state["type"] == "waiting" and room_event in ("room.ended", "room.deleted"):
-            await run_db(lobby.leave_lobby, room_id=self.room_id, entry_id=self.entry_id)
+            await database_sync_to_async(lobby.leave_lobby)(
+                room_id=self.room_id, entry_id=self.entry_id
+            )
             state = {"type": "ended"}
         if state["type"] != "waiting":
             self.done = True
@@ -300,8 +305,8 @@ class HostConsumer(JsonSocket):
             session = self.scope.get("session")
             reply = None
             if session is not None:
-                reply = await run_db(
-                    _host_action, session, self.scope.get("user"), self.room_id, content
+                reply = await database_sync_to_async(_host_action)(
+                    session, self.scope.get("user"), self.room_id, content
                 )
             if reply is None:
                 await self.close(code=CLOSE_FORBIDDEN)
@@ -337,8 +342,8 @@ class HostConsumer(JsonSocket):
         session = self.scope.get("session")
         if session is None:
             return None
-        return await run_db(
-            _host_snapshot, session, self.scope.get("user"), self.room_id, lobby=lobby, stage=stage
+        return await database_sync_to_async(_host_snapshot)(
+            session, self.scope.get("user"), self.room_id, lobby=lobby, stage=stage
         )
 
     async def _refresh(
@@ -433,7 +438,7 @@ class StageConsumer(JsonSocket):
     async def _deliver(self, event: str | None) -> None:
         if getattr(self, "gone", False) or self.identity is None:
             return
-        state = await run_db(_own_state, self.room_id, self.identity)
+        state = await database_sync_to_async(_own_state)(self.room_id, self.identity)
         if state is None:
             self.gone = True
             await self.close(code=CLOSE_FORBIDDEN)

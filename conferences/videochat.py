@@ -21,6 +21,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -28,7 +29,6 @@ from conferences.models import CallUser
 from conferences.services import calls
 from conferences.services.calls import CallError
 from parley import jsontext
-from parley.sockets import run_db
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ _heartbeat: asyncio.Task[None] | None = None
 async def _heartbeat_loop() -> None:
     while _live:
         await asyncio.sleep(HEARTBEAT_SECONDS)
-        await run_db(calls.sockets_seen, channel_names=sorted(_live))
+        await database_sync_to_async(calls.sockets_seen)(channel_names=sorted(_live))
 
 
 def _keep_alive(channel_name: str) -> None:
@@ -110,7 +110,7 @@ class VideochatConsumer(AsyncWebsocketConsumer):
         self.last_refusal = 0.0
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
         token = (query.get("token") or [""])[0]
-        user = await run_db(calls.user_for_token, token=token) if token else None
+        user = await self._user_for(token) if token else None
         if token and user is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
@@ -126,7 +126,7 @@ class VideochatConsumer(AsyncWebsocketConsumer):
         if self.group:
             _live.discard(self.channel_name)
             await self.channel_layer.group_discard(self.group, self.channel_name)
-            await run_db(calls.socket_closed, channel_name=self.channel_name)
+            await database_sync_to_async(calls.socket_closed)(channel_name=self.channel_name)
 
     # --- frames in --------------------------------------------------------------------------
 
@@ -208,6 +208,10 @@ class VideochatConsumer(AsyncWebsocketConsumer):
 
     # --- auth -------------------------------------------------------------------------------
 
+    @database_sync_to_async
+    def _user_for(self, token: str) -> CallUser | None:
+        return calls.user_for_token(token=token)
+
     async def _auth(self, data: dict[str, Any], event_id: Any) -> None:
         self.auth_sent = True  # in time: the deadline is for sockets that never present one
         if self.user is not None:
@@ -215,7 +219,7 @@ class VideochatConsumer(AsyncWebsocketConsumer):
                 "auth", event_id, {}, error(calls.INVALID_DATA, "Already authenticated")
             )
             return
-        user = await run_db(calls.user_for_token, token=data.get("token", ""))
+        user = await self._user_for(data.get("token", ""))
         if user is None:
             await self._answer(
                 "auth", event_id, {}, error(calls.INVALID_TOKEN, "Invalid or expired token")
@@ -228,7 +232,9 @@ class VideochatConsumer(AsyncWebsocketConsumer):
         self.user = user
         self.group = calls.user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await run_db(calls.socket_opened, user_pk=user.pk, channel_name=self.channel_name)
+        await database_sync_to_async(calls.socket_opened)(
+            user_pk=user.pk, channel_name=self.channel_name
+        )
         _keep_alive(self.channel_name)
         await self._answer(kind, event_id, {"user": calls.simple(user)}, OK)
 
@@ -247,8 +253,7 @@ class VideochatConsumer(AsyncWebsocketConsumer):
         return value
 
     async def request_direct(self, data: dict[str, Any]) -> dict[str, Any]:
-        request = await run_db(
-            calls.request_direct,
+        request = await database_sync_to_async(calls.request_direct)(
             caller=self.user,
             target_id=self.need(data, "targetUser"),
             channel_name=self.channel_name,
@@ -256,8 +261,7 @@ class VideochatConsumer(AsyncWebsocketConsumer):
         return {"videochatRequestId": request.request_id}
 
     async def invite(self, data: dict[str, Any]) -> dict[str, Any]:
-        request = await run_db(
-            calls.invite,
+        request = await database_sync_to_async(calls.invite)(
             caller=self.user,
             target_id=self.need(data, "targetUser"),
             call_id=self.need(data, "videochatId"),
@@ -266,22 +270,20 @@ class VideochatConsumer(AsyncWebsocketConsumer):
         return {"videochatRequestId": request.request_id}
 
     async def accept_request(self, data: dict[str, Any]) -> dict[str, Any]:
-        return await run_db(
-            calls.accept,
+        return await database_sync_to_async(calls.accept)(
             user=self.user,
             request_id=self.need(data, "videochatRequestId"),
             channel_name=self.channel_name,
         )
 
     async def decline_request(self, data: dict[str, Any]) -> dict[str, Any]:
-        await run_db(
-            calls.decline, user=self.user, request_id=self.need(data, "videochatRequestId")
+        await database_sync_to_async(calls.decline)(
+            user=self.user, request_id=self.need(data, "videochatRequestId")
         )
         return {}
 
     async def merge(self, data: dict[str, Any]) -> dict[str, Any]:
-        await run_db(
-            calls.merge,
+        await database_sync_to_async(calls.merge)(
             user=self.user,
             call_id=self.need(data, "videochatId"),
             request_id=self.need(data, "videochatRequestId"),
@@ -301,7 +303,9 @@ class VideochatConsumer(AsyncWebsocketConsumer):
         if self.user is None:
             return
         try:
-            payload = await run_db(calls.join_payload, user=self.user, call_id=message["call_id"])
+            payload = await database_sync_to_async(calls.join_payload)(
+                user=self.user, call_id=message["call_id"]
+            )
         except CallError as exc:
             await self._send_frame(
                 DIRECT_ACCEPTED, None, message.get("request_id") or {}, error(exc.code, exc.message)

@@ -14,9 +14,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from channels.db import database_sync_to_async
+
 from accounts import services as account_services
 from conferences import events
-from parley.sockets import JsonSocket, run_db
+from parley.sockets import JsonSocket
 
 from .views.base import SESSION_TENANT
 
@@ -24,6 +26,7 @@ RECHECK_SECONDS = 30
 FORWARDED = ("event", "room_id", "at", "data")
 
 
+@database_sync_to_async
 def _membership(user: Any, tenant_public_id: str | None) -> tuple[int, int] | None:
     """(membership pk, tenant pk) of the session's current tenant, or None."""
     if user is None or not user.is_authenticated:
@@ -35,6 +38,7 @@ def _membership(user: Any, tenant_public_id: str | None) -> tuple[int, int] | No
     return chosen.pk, chosen.tenant_id
 
 
+@database_sync_to_async
 def _still_member(membership_pk: int) -> bool:
     from accounts.models import Membership
 
@@ -47,7 +51,7 @@ class DashboardConsumer(JsonSocket):
     async def connect(self) -> None:
         session = self.scope.get("session")
         chosen = session.get(SESSION_TENANT) if session is not None else None
-        found = await run_db(_membership, self.scope.get("user"), chosen)
+        found = await _membership(self.scope.get("user"), chosen)
         if found is None:
             await self.close(code=4403)
             return
@@ -57,7 +61,7 @@ class DashboardConsumer(JsonSocket):
         self.member_group = events.membership_group(self.membership_pk)
         await self.channel_layer.group_add(self.member_group, self.channel_name)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        if not await run_db(_still_member, self.membership_pk):  # removed while connecting
+        if not await _still_member(self.membership_pk):  # removed while connecting
             await self.close(code=4403)
             return
         await self.accept()
@@ -69,7 +73,7 @@ class DashboardConsumer(JsonSocket):
 
     async def membership_changed(self, message: dict[str, Any]) -> None:
         """The membership was removed or its role changed: re-check now."""
-        if not await run_db(_still_member, self.membership_pk):
+        if not await _still_member(self.membership_pk):
             self.revoked = True
             await self.close(code=4403)
             return
@@ -84,7 +88,7 @@ class DashboardConsumer(JsonSocket):
         if getattr(self, "revoked", False):
             return
         if time.monotonic() - self.checked > RECHECK_SECONDS:
-            if not await run_db(_still_member, self.membership_pk):
+            if not await _still_member(self.membership_pk):
                 await self.close(code=4403)
                 return
             self.checked = time.monotonic()

@@ -123,8 +123,8 @@ LEAN_PATHS = [
 # loop instead of exhausting the database pool. PAGE_THREADS per process; keep
 # LEAN_THREADS + PAGE_THREADS <= DATABASE_POOL_MAX_SIZE.
 PAGE_THREADS = envint("PAGE_THREADS", 4)
-# The websocket consumers' database work (parley.sockets.run_db): threads per process.
-# Keep LEAN_THREADS + PAGE_THREADS + SOCKET_THREADS < DATABASE_POOL_MAX_SIZE.
+# Database reads of the stage socket as it authenticates (parley.sockets.run_db): threads
+# per process. Keep LEAN_THREADS + PAGE_THREADS + SOCKET_THREADS < DATABASE_POOL_MAX_SIZE.
 SOCKET_THREADS = envint("SOCKET_THREADS", 4)
 PAGE_PATHS = [
     r"/room/[A-Za-z0-9-]{1,32}",  # the join page

@@ -14,12 +14,11 @@ that thread behind each other. These consumers touch the database only through
 `database_sync_to_async`, which closes old connections itself before and after, on the
 thread that uses them; so `dispatch` here calls the handler directly.
 
-`run_db` runs the consumers' database work on a fixed pool of settings.SOCKET_THREADS
-threads per process, as the join page's requests run (parley.pages): Channels'
-`database_sync_to_async` runs every consumer's calls on one thread per process, and there,
-with CONN_MAX_AGE=0, each call opened a new database connection and closed it (on SQLite
-closing checkpoints the WAL): a thousand stage sockets authenticating within seconds queued
-for seconds behind each other.
+`run_db` runs a socket's database read on a fixed pool of settings.SOCKET_THREADS threads
+per process, as the join page's requests run (parley.pages): `database_sync_to_async` runs
+every consumer's calls on one thread per process, and there, with CONN_MAX_AGE=0, each call
+opened a new database connection and closed it (on SQLite closing checkpoints the WAL): a
+thousand stage sockets authenticating within seconds queued for seconds behind each other.
 """
 
 from __future__ import annotations
@@ -41,10 +40,10 @@ T = TypeVar("T")
 _executor: ThreadPoolExecutor | None = None
 
 
-def _db_call(func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+def _db_call(func: Callable[..., T], args: tuple[Any, ...]) -> T:
     close_old_connections()  # as database_sync_to_async: no broken or expired connection
     try:
-        return func(*args, **kwargs)
+        return func(*args)
     finally:
         # This (pool) thread keeps its SQLite connection, a bounded number of them; a
         # PostgreSQL connection goes back to its pool.
@@ -52,16 +51,14 @@ def _db_call(func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, An
         close_old_connections()
 
 
-async def run_db(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """`func(*args, **kwargs)`, which reads or writes the database, on one of SOCKET_THREADS
-    threads. Every consumer's database work goes through here."""
+async def run_db(func: Callable[..., T], *args: Any) -> T:
+    """`func(*args)`, which reads or writes the database, on one of SOCKET_THREADS threads."""
     global _executor
     if _executor is None:
         _executor = ThreadPoolExecutor(
             max_workers=settings.SOCKET_THREADS, thread_name_prefix="socket-db"
         )
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_executor, _db_call, func, args, kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_executor, _db_call, func, args)
 
 
 MAX_FRAME_CHARS = 64 * 1024  # no frame of ours is more than a few hundred bytes
