@@ -38,7 +38,7 @@ from conferences.services import recordings as recording_services
 from conferences.services.errors import InvalidInput, ServiceError
 from conferences.shapes import format_datetime
 from parley.clientip import scope_client_ip
-from parley.sockets import JsonSocket, run_db
+from parley.sockets import JsonSocket
 
 LOBBY_EVENTS = frozenset(
     {
@@ -410,7 +410,9 @@ class StageConsumer(JsonSocket):
         # between goes unheard (its event is handled once this returns).
         self.group = events.participant_group(self.room_id, identity)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        state = await run_db(_first_stage_state, self.room_id, livekit_room, identity)
+        state = await database_sync_to_async(_first_stage_state)(
+            self.room_id, livekit_room, identity
+        )
         if state is None:  # another room's token, or not (or no longer) in the room
             self.gone = True
             await self.close(code=CLOSE_FORBIDDEN)

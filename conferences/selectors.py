@@ -22,7 +22,7 @@ from conferences.models import (
     WaitingEntry,
 )
 from conferences.roles import Role
-from conferences.services.errors import InvalidState, NotFound, RoomFull, Unavailable
+from conferences.services.errors import InvalidState, RoomFull, Unavailable
 
 LOBBY_SHOWN = 200  # entries a host's queue lists
 LOBBY_MAX_AGE = timedelta(hours=12)  # older waiting entries are leftovers of a crash
@@ -255,18 +255,20 @@ def own_stage_state(*, room_id: str, identity: str) -> Participant | None:
 def present_guest(*, room_id: str, livekit_room: str, identity: str) -> Participant | None:
     """`identity`'s stage state (with its room) if it is in the room behind the join link
     `room_id`, that room is LiveKit's `livekit_room` (its join token's room) and has not
-    ended; else None. A guest's stage socket asks this as it connects, right after the join
-    page that issued its token: the room comes from the same hot cache
-    (`access.room_for_join_page`), so this is one query, for the participant row alone."""
-    try:
-        room = access.room_for_join_page(room_id=room_id)
-    except NotFound:
+    ended; else None. One query: a guest's stage socket asks this as it connects."""
+    rooms = access.link_rooms(room_id)
+    if rooms is None:
         return None
-    if room.livekit_name != livekit_room or room_phase(room) == "ended":
+    participant = (
+        Participant.objects.present()
+        .select_related("room")
+        .filter(room__in=rooms, identity=identity)
+        .first()
+    )
+    if participant is None or participant.room.livekit_name != livekit_room:
         return None
-    participant = present_participant(room=room, identity=identity)
-    if participant is not None:
-        participant.room = room
+    if room_phase(participant.room) == "ended":
+        return None
     return participant
 
 

@@ -123,9 +123,6 @@ LEAN_PATHS = [
 # loop instead of exhausting the database pool. PAGE_THREADS per process; keep
 # LEAN_THREADS + PAGE_THREADS <= DATABASE_POOL_MAX_SIZE.
 PAGE_THREADS = envint("PAGE_THREADS", 4)
-# Database reads of the stage socket as it authenticates (parley.sockets.run_db): threads
-# per process. Keep LEAN_THREADS + PAGE_THREADS + SOCKET_THREADS < DATABASE_POOL_MAX_SIZE.
-SOCKET_THREADS = envint("SOCKET_THREADS", 4)
 PAGE_PATHS = [
     r"/room/[A-Za-z0-9-]{1,32}",  # the join page
     r"/room/[A-Za-z0-9-]{1,32}/(?:join|state)",  # its join and state calls
@@ -166,7 +163,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and envbool
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": envint("DATABASE_POOL_MIN_SIZE", 2),
-        "max_size": envint("DATABASE_POOL_MAX_SIZE", 16),
+        "max_size": envint("DATABASE_POOL_MAX_SIZE", 10),
         "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -183,7 +183,7 @@ def test_the_stage_socket_authenticates_with_one_query(webinar, livekit, django_
 
     token = Browser(webinar).join("Viewer 4").json()["token"]
     identity, livekit_room = livekit.verify_join_token(token)["sub"], webinar.livekit_name
-    with django_assert_num_queries(1):  # the participant (its room: the hot cache)
+    with django_assert_num_queries(1):  # the participant with its room (a join)
         state = _first_stage_state(webinar.room_id, livekit_room, identity)
     assert state is not None and state["role"] == "viewer"
     # Another room's token, or an identity not in the room: no state (the socket closes).
