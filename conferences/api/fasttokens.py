@@ -117,7 +117,7 @@ class Route:
         """The view's token request when it would answer 200 (None: the full path answers)."""
         raise NotImplementedError
 
-    def answer(self, issued: IssuedToken, request: TokenRequest, data: Any) -> Any:
+    def answer(self, issued: IssuedToken, data: Any) -> Any:
         raise NotImplementedError
 
 
@@ -151,7 +151,7 @@ class V1Tokens(Route):
         name, identity, role = parsed
         return TokenRequest(room=room, name=name, identity=identity, role=role)
 
-    def answer(self, issued: IssuedToken, request: TokenRequest, data: Any) -> Any:
+    def answer(self, issued: IssuedToken, data: Any) -> Any:
         return shapes.token_json(issued)
 
 
@@ -179,7 +179,7 @@ class ShowJoin(Route):
             room=room, name=participant_name, identity=participant_name, role=Role.VIEWER
         )
 
-    def answer(self, issued: IssuedToken, request: TokenRequest, data: Any) -> Any:
+    def answer(self, issued: IssuedToken, data: Any) -> Any:
         return show.join_answer(issued, show.join_input(data)[0], "viewer")
 
 
@@ -342,9 +342,9 @@ class FastTokens:
         if not issuing:
             return answers
         issued = room_services.issue_tokens([wanted for _, _, _, wanted, _ in issuing])
-        for (i, request, rate, wanted, data), token in zip(issuing, issued, strict=True):
+        for (i, request, rate, _, data), token in zip(issuing, issued, strict=True):
             content = json.dumps(
-                request.route.answer(token, wanted, data), ensure_ascii=False, separators=(",", ":")
+                request.route.answer(token, data), ensure_ascii=False, separators=(",", ":")
             ).encode()
             sent_id = request.headers.get(b"x-request-id", b"").decode("latin-1")
             answers[i] = (

@@ -69,10 +69,7 @@ class ShowView(TenantAPIView):
             raise ShowError(404, "Not found")
 
     def body(self, request: Request) -> dict[str, Any]:
-        data = request.data
-        if not isinstance(data, dict):
-            raise ShowError(400, "Request body must be a JSON object")
-        return data
+        return _json_object(request.data)
 
     def show(self, request: Request, room_name: str) -> Room:
         room = _open_show(self.tenant(request), room_name)
@@ -117,11 +114,15 @@ def _open_show(tenant: Tenant, room_name: str) -> Room | None:
     return access.open_room_named(tenant=tenant, name=room_name)
 
 
-def join_input(data: Any) -> tuple[str, str, str]:
-    """(roomName, participantName, role) of a join body, or the ShowError that refuses it."""
+def _json_object(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ShowError(400, "Request body must be a JSON object")
-    names = _text(data, "roomName", "participantName")
+    return data
+
+
+def join_input(data: Any) -> tuple[str, str, str]:
+    """(roomName, participantName, role) of a join body, or the ShowError that refuses it."""
+    names = _text(_json_object(data), "roomName", "participantName")
     if names is None:
         raise ShowError(400, "roomName and participantName are required")
     room_name, participant_name = names
